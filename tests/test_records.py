@@ -1,0 +1,68 @@
+import io
+
+from stream.formats import get_format
+from stream.records import DeadLetter, LogRecord, RecordParser, read_lines
+
+FMT = get_format("<Date> <Time> <Level>: <Content>")
+
+
+def lines(data: bytes, max_chars=1000):
+    return list(read_lines(io.BytesIO(data), max_chars))
+
+
+def test_non_utf8_is_replaced_and_flagged():
+    (ln,) = lines(b"2024-01-01 10:00:00 ERROR: bad \xff\xfe bytes\n")
+    assert "\ufffd" in ln.text and "non_utf8" in ln.flags
+
+
+def test_huge_line_is_truncated_with_bounded_memory():
+    big = b"2024-01-01 10:00:00 INFO: " + b"x" * 1_000_000 + b"\nnext line\n"
+    out = lines(big, max_chars=2000)
+    assert len(out) == 2
+    assert len(out[0].text) == 2000 and "truncated" in out[0].flags
+    assert out[1].text == "next line" and out[1].seq == 2
+
+
+def test_crlf_nul_and_missing_final_newline():
+    out = lines(b"a\r\nb\x00c")
+    assert [ln.text for ln in out] == ["a", "bc"]
+    assert "nul_bytes" in out[1].flags
+
+
+def test_multiline_merge_of_stack_trace():
+    p = RecordParser(FMT, "app")
+    out = []
+    for ln in lines(b"2024-01-01 10:00:00 ERROR: boom\nTraceback (most recent call last):\n  File x\n"
+                    b"2024-01-01 10:00:01 INFO: ok\n"):
+        out += p.feed(ln)
+    out += p.flush()
+    assert [type(r) for r in out] == [LogRecord, LogRecord]
+    assert out[0].content == "boom\nTraceback (most recent call last):\nFile x"
+    assert out[0].seq == 1 and out[1].seq == 4
+
+
+def test_orphan_continuation_and_empty_lines_are_dead_letters():
+    p = RecordParser(FMT, "app")
+    out = []
+    for ln in lines(b"no header here\n\n   \n"):
+        out += p.feed(ln)
+    assert all(isinstance(d, DeadLetter) for d in out) and len(out) == 3
+    assert "does not match log format" in out[0].reason
+    assert out[1].reason == "empty line"
+
+
+def test_without_multiline_unmatched_lines_are_rejected():
+    p = RecordParser(FMT, "app", multiline=False)
+    out = []
+    for ln in lines(b"2024-01-01 10:00:00 ERROR: boom\n  at frame\n"):
+        out += p.feed(ln)
+    assert isinstance(out[0], LogRecord) and isinstance(out[1], DeadLetter)
+
+
+def test_continuation_is_capped():
+    p = RecordParser(FMT, "app", max_record_lines=3)
+    data = b"2024-01-01 10:00:00 ERROR: boom\n" + b"  frame\n" * 50
+    for ln in lines(data):
+        p.feed(ln)
+    (rec,) = p.flush()
+    assert rec.raw.count("\n") == 2 and "continuation_capped" in rec.flags
