@@ -25,7 +25,7 @@ install: $(VENV)/.installed
 demo: install
 	@test -f $(DEMO_LOG) || { echo "demo log $(DEMO_LOG) not found: set DEMO_LOG=path/to/file.log (and FORMAT=...)"; exit 2; }
 	@mkdir -p $(OUT)
-	$(BIN)/rlog analyze $(DEMO_LOG) --format $(or $(FORMAT),bgl) --session fixed --window-size 20 \
+	$(BIN)/rlog analyze $(DEMO_LOG) --format $(or $(FORMAT),bgl) --session fixed --window-size 100 \
 		--alerts $(OUT)/alerts.jsonl --report $(OUT)/report.json --dead-letters $(OUT)/dead_letters.jsonl
 	@echo "alerts: $(OUT)/alerts.jsonl   report: $(OUT)/report.json"
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import orjson
 
-_SIGNAL = re.compile(
+SIGNAL = re.compile(
     r"error|fail|fatal|exception|panic|timeout|timed out|refused|denied|killed|corrupt|lost|unreachable|"
     r"expired|critical|severe|abort|oom|out of memory|invalid|cannot|unable",
     re.IGNORECASE,
@@ -33,11 +33,19 @@ def pick_evidence(lines: Sequence[tuple[str, str]], n: int) -> list[str]:
     seen: set[str] = set()
     scored = []
     for i, (tid, raw) in enumerate(lines):
-        score = 2 * bool(_SIGNAL.search(raw)) + (tid not in seen)
+        score = 2 * bool(SIGNAL.search(raw)) + (tid not in seen)
         seen.add(tid)
         scored.append((-score, i, raw))
     best = sorted(scored)[:n]
     return [raw for _, _, raw in sorted(best, key=lambda t: t[1])]
+
+
+def headline(templates: Sequence[dict]) -> str:
+    """The template that best says what went wrong: the first stating a failure, else the first."""
+    for t in templates:
+        if SIGNAL.search(t["template"]):
+            return t["template"]
+    return templates[0]["template"] if templates else ""
 
 
 @dataclass

@@ -121,6 +121,8 @@ def cmd_analyze(a: argparse.Namespace) -> int:
 
 def render_report(r, cfg: RlogConfig) -> str:
     """The human summary of an analysis: volumes, sessions, models, alerts, scores."""
+    from rlog.alerts import headline
+
     rate = f"{r.lines / r.elapsed_s:,.0f} lines/s" if r.elapsed_s else ""
     rows = [
         ("lines", f"{r.lines:,}", rate),
@@ -147,10 +149,10 @@ def render_report(r, cfg: RlogConfig) -> str:
         arows = []
         for al in r.alerts:
             conf = f"{al.confidence:.2f}" if al.confidence is not None else "-"
-            summary = al.root_cause or al.interpretation or (al.evidence[0] if al.evidence else "")
-            arows.append((al.session_id[:28], al.n_lines, conf, al.category or "-", summary[:70]))
+            summary = al.root_cause or al.interpretation or headline(al.templates)
+            arows.append((al.session_id[-28:], al.n_lines, conf, al.category or "-", summary[:70]))
         out += ["", f"first {len(r.alerts)} of {r.n_alerts} alerts",
-                format_table(("session", "lines", "conf", "category", "root cause / evidence"), arows)]
+                format_table(("session", "lines", "conf", "category", "root cause / key template"), arows)]
     if r.scores is not None:
         s = r.scores
         out += ["", f"scores over {r.labelled_sessions} labelled sessions (abnormal = positive)",
