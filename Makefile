@@ -29,9 +29,11 @@ demo: install
 		--alerts $(OUT)/alerts.jsonl --report $(OUT)/report.json --dead-letters $(OUT)/dead_letters.jsonl
 	@echo "alerts: $(OUT)/alerts.jsonl   report: $(OUT)/report.json"
 
+# pytest exits 5 when it collected nothing: that is a failure here, never a green run.
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	@$(BIN)/python -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: install
 	$(BIN)/ruff check .

@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 from rlog.alerts import Alert, alert_id, pick_evidence
 from rlog.backends.base import Backend, BackendError, Generation, GenerationParams
 from rlog.config import CascadeConfig
-from rlog.prompts import ChatPrompt, FastAnswer, FullAnswer, parse_fast, parse_full, session_prompt
+from rlog.prompts import ChatPrompt, FastAnswer, FullAnswer, Mode, parse_fast, parse_full, session_prompt
 from stream.sessions import Session
 
 log = logging.getLogger(__name__)
@@ -177,8 +177,9 @@ class Cascade:
         self._full_params = GenerationParams(cfg.full.max_new_tokens, cfg.full.temperature, ("</answer>",),
                                              logprobs=False)
 
-    def _prompt(self, seq: Sequence[str], mode: str, source: str) -> ChatPrompt:
-        return session_prompt(seq, mode, max_templates=self.cfg.max_prompt_templates,  # type: ignore[arg-type]
+    def _prompt(self, seq: Sequence[str], mode: Mode) -> ChatPrompt:
+        """A pure function of the template sequence: what makes cached verdicts exact."""
+        return session_prompt(seq, mode, max_templates=self.cfg.max_prompt_templates,
                               max_chars=self.cfg.max_template_chars)
 
     def _generate(self, backend: Backend, prompts: list[ChatPrompt], params: GenerationParams) -> list[Generation]:
@@ -200,8 +201,11 @@ class Cascade:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def _run(self, backend: Backend, prompts: list[ChatPrompt], params: GenerationParams, batch_size: int,
-             lat: deque) -> tuple[list[Generation], list[float]]:
+    def _run(self, stage: str, backend: Backend, prompts: list[ChatPrompt],
+             params: GenerationParams) -> tuple[list[Generation], list[float]]:
+        """Generate for one stage in batches; per prompt, the latency of the batch it rode in."""
+        batch_size = getattr(self.cfg, stage).batch_size
+        lat: deque = getattr(self.stats, f"{stage}_ms")
         gens: list[Generation] = []
         ms: list[float] = []
         for i in range(0, len(prompts), batch_size):
@@ -211,6 +215,8 @@ class Cascade:
             dt = (time.perf_counter() - t0) * 1000
             lat.append(dt)
             ms.extend([dt] * len(chunk))
+            setattr(self.stats, f"{stage}_batches", getattr(self.stats, f"{stage}_batches") + 1)
+        setattr(self.stats, f"{stage}_calls", getattr(self.stats, f"{stage}_calls") + len(prompts))
         return gens, ms
 
     def judge(self, sessions: Sequence[Session]) -> list[tuple[Session, Decision, bool]]:
@@ -219,8 +225,8 @@ class Cascade:
         keys = [sequence_key(q) for q in seqs]
         decided: dict[str, Decision] = {}
         cached: set[str] = set()
-        todo: dict[str, tuple[tuple[str, ...], str]] = {}
-        for s, q, k in zip(sessions, seqs, keys, strict=True):
+        todo: dict[str, tuple[str, ...]] = {}
+        for q, k in zip(seqs, keys, strict=True):
             self.stats.sessions += 1
             if k in decided or k in todo:
                 self.stats.cache_hits += 1  # duplicate inside this batch: judged once
@@ -231,13 +237,11 @@ class Cascade:
                 cached.add(k)
                 self.stats.cache_hits += 1
             else:
-                todo[k] = (q, s.source)
+                todo[k] = q
         if todo:
             todo_keys = list(todo)
-            prompts = [self._prompt(todo[k][0], "fast", todo[k][1]) for k in todo_keys]
-            gens, ms = self._run(self.fast, prompts, self._fast_params, self.cfg.fast.batch_size, self.stats.fast_ms)
-            self.stats.fast_calls += len(prompts)
-            self.stats.fast_batches += -(-len(prompts) // self.cfg.fast.batch_size)
+            prompts = [self._prompt(todo[k], "fast") for k in todo_keys]
+            gens, ms = self._run("fast", self.fast, prompts, self._fast_params)
             fast_answers = {}
             for k, p, g, t in zip(todo_keys, prompts, gens, ms, strict=True):
                 ans = parse_fast(g.text, p.prefill, g.tokens)
@@ -248,11 +252,8 @@ class Cascade:
             full_answers: dict[str, tuple[FullAnswer, float]] = {}
             if esc:
                 assert self.full is not None
-                fprompts = [self._prompt(todo[k][0], "full", todo[k][1]) for k in esc]
-                fgens, fms = self._run(self.full, fprompts, self._full_params, self.cfg.full.batch_size,
-                                       self.stats.full_ms)
-                self.stats.full_calls += len(fprompts)
-                self.stats.full_batches += -(-len(fprompts) // self.cfg.full.batch_size)
+                fprompts = [self._prompt(todo[k], "full") for k in esc]
+                fgens, fms = self._run("full", self.full, fprompts, self._full_params)
                 self.stats.escalations += len(esc)
                 for k, p, g, t in zip(esc, fprompts, fgens, fms, strict=True):
                     ans = parse_full(g.text, p.prefill)

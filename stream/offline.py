@@ -6,7 +6,6 @@ import csv
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -50,13 +49,6 @@ def read_labels(path: str | Path) -> dict[str, bool]:
 
 
 @dataclass
-class SessionResult:
-    session_id: str
-    verdict: str
-    truth: bool | None
-
-
-@dataclass
 class AnalyzeReport:
     path: str
     lines: int = 0
@@ -92,8 +84,7 @@ def session_truth(s: Session, labels: dict[str, bool] | None) -> bool | None:
 
 def analyze_file(path: str | Path, cfg: RlogConfig, cascade: Cascade | None, *,
                  labels: dict[str, bool] | None = None, alerts_out: IO[bytes] | None = None,
-                 dead_out: IO[bytes] | None = None, progress: bool = True, show_alerts: int = 10,
-                 on_session: Callable[[SessionResult], None] | None = None) -> AnalyzeReport:
+                 dead_out: IO[bytes] | None = None, progress: bool = True, show_alerts: int = 10) -> AnalyzeReport:
     """Parse, sessionize and judge ``path``; write alerts/dead letters as JSONL if asked."""
     path = Path(path)
     pipe = Pipeline(cfg)
@@ -121,8 +112,6 @@ def analyze_file(path: str | Path, cfg: RlogConfig, cascade: Cascade | None, *,
             truth = session_truth(s, labels)
             if truth is not None and d is not None:
                 pairs.append((truth, verdict == "abnormal"))
-            if on_session is not None:
-                on_session(SessionResult(s.session_id, verdict, truth))
 
     def take(sessions: list[Session], dead: list[DeadLetter]) -> None:
         report.sessions += len(sessions)

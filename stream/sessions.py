@@ -12,7 +12,7 @@ import logging
 import math
 import re
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -205,7 +205,41 @@ class IdSessionizer(_Base):
         return out
 
 
-class CountWindowSessionizer(_Base):
+class _WindowBase(_Base):
+    """Per-source window state, the least recently active source evicted beyond ``max_open``."""
+
+    def __init__(self, max_open: int) -> None:
+        super().__init__(max_open)
+        self._sources: OrderedDict[str, list] = OrderedDict()
+
+    @staticmethod
+    def _sessions(state: list) -> list[Session]:
+        raise NotImplementedError
+
+    @property
+    def open_count(self) -> int:
+        return sum(len(self._sessions(st)) for st in self._sources.values())
+
+    def _state(self, source: str, fresh: Callable[[], list]) -> tuple[list, list[Session]]:
+        """The source's state (created if new) and any sessions closed to make room for it."""
+        closed: list[Session] = []
+        state = self._sources.get(source)
+        if state is None:
+            if len(self._sources) >= self.max_open:
+                _, old = self._sources.popitem(last=False)
+                closed = [self._closed(s, "evicted") for s in self._sessions(old)]
+            state = self._sources[source] = fresh()
+        else:
+            self._sources.move_to_end(source)
+        return state, closed
+
+    def flush(self) -> list[Session]:
+        out = [self._closed(s, "end_of_input") for st in self._sources.values() for s in self._sessions(st)]
+        self._sources.clear()
+        return out
+
+
+class CountWindowSessionizer(_WindowBase):
     """Windows of ``size`` consecutive lines per source, a new one every ``step`` lines.
 
     ``step == size`` gives fixed (tumbling) windows; ``step < size`` sliding ones, where a
@@ -221,23 +255,14 @@ class CountWindowSessionizer(_Base):
         if self.size < 1 or not 1 <= self.step <= self.size:
             raise ValueError("window size must be >= 1 and 1 <= step <= size")
         self.timeout_s = timeout_s
-        # per source: (lines seen, open windows as (start index, session), last event time)
-        self._sources: OrderedDict[str, list] = OrderedDict()
+        # per source: [lines seen, deque of (start index, open window), last event time]
 
-    @property
-    def open_count(self) -> int:
-        return sum(len(s[1]) for s in self._sources.values())
+    @staticmethod
+    def _sessions(state: list) -> list[Session]:
+        return [s for _, s in state[1]]
 
     def add(self, source: str, line: SessionLine) -> list[Session]:
-        out: list[Session] = []
-        state = self._sources.get(source)
-        if state is None:
-            if len(self._sources) >= self.max_open:
-                _, old = self._sources.popitem(last=False)
-                out.extend(self._closed(s, "evicted") for _, s in old[1])
-            state = self._sources[source] = [0, deque(), None]
-        else:
-            self._sources.move_to_end(source)
+        state, out = self._state(source, lambda: [0, deque(), None])
         index, windows = state[0], state[1]
         if index % self.step == 0:
             windows.append((index, Session(f"{source}:lines{self.size}/{self.step}:{index}", source, "window")))
@@ -259,13 +284,7 @@ class CountWindowSessionizer(_Base):
                 state[1].clear()
         return out
 
-    def flush(self) -> list[Session]:
-        out = [self._closed(s, "end_of_input") for st in self._sources.values() for _, s in st[1]]
-        self._sources.clear()
-        return out
-
-
-class TimeWindowSessionizer(_Base):
+class TimeWindowSessionizer(_WindowBase):
     """Windows of ``size_s`` seconds of event time per source, starting every ``step_s``.
 
     A window closes once event time passes its end (the watermark is the latest timestamp
@@ -279,26 +298,17 @@ class TimeWindowSessionizer(_Base):
         if self.size <= 0 or not 0 < self.step <= self.size:
             raise ValueError("window size must be > 0 and 0 < step <= size")
         self.max_len = max_len
-        # per source: (watermark, {window start index: session})
-        self._sources: OrderedDict[str, list] = OrderedDict()
+        # per source: [watermark, {window start index: open window}]
 
-    @property
-    def open_count(self) -> int:
-        return sum(len(s[1]) for s in self._sources.values())
+    @staticmethod
+    def _sessions(state: list) -> list[Session]:
+        return [s for _, s in sorted(state[1].items())]
 
     def _name(self, source: str, k: int) -> str:
         return f"{source}:{self.size:g}s/{self.step:g}s:{k * self.step:.0f}"
 
     def add(self, source: str, line: SessionLine) -> list[Session]:
-        out: list[Session] = []
-        state = self._sources.get(source)
-        if state is None:
-            if len(self._sources) >= self.max_open:
-                _, old = self._sources.popitem(last=False)
-                out.extend(self._closed(s, "evicted") for s in old[1].values())
-            state = self._sources[source] = [None, {}]
-        else:
-            self._sources.move_to_end(source)
+        state, out = self._state(source, lambda: [None, {}])
         windows: dict[int, Session] = state[1]
         if line.ts is None:
             targets = list(windows)
@@ -340,9 +350,3 @@ class TimeWindowSessionizer(_Base):
             out.extend(self._expire(state, now))
         return out
 
-    def flush(self) -> list[Session]:
-        out = []
-        for state in self._sources.values():
-            out.extend(self._closed(s, "end_of_input") for _, s in sorted(state[1].items()))
-        self._sources.clear()
-        return out

@@ -132,3 +132,15 @@ def test_bad_window_parameters():
         CountWindowSessionizer(3, 5)
     with pytest.raises(ValueError):
         TimeWindowSessionizer(0)
+
+
+@pytest.mark.parametrize("make", [lambda: CountWindowSessionizer(5, max_open=2),
+                                  lambda: TimeWindowSessionizer(100, max_open=2)])
+def test_window_sources_are_bounded(make):
+    s = make()
+    out = []
+    for i, src in enumerate(["a", "b", "a", "c", "d"]):
+        out += s.add(src, ln(i, "x", float(i)))
+    assert [w.source for w in out] == ["b", "a"] and all(w.close_reason == "evicted" for w in out)
+    assert s.stats.evicted == 2 and s.open_count == 2
+    assert sorted(w.source for w in s.flush()) == ["c", "d"]
