@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from rlog.alerts import headline
 from rlog.config import ConfigError, RlogConfig, load_config
 
 log = logging.getLogger("rlog")
@@ -121,8 +122,6 @@ def cmd_analyze(a: argparse.Namespace) -> int:
 
 def render_report(r, cfg: RlogConfig) -> str:
     """The human summary of an analysis: volumes, sessions, models, alerts, scores."""
-    from rlog.alerts import headline
-
     rate = f"{r.lines / r.elapsed_s:,.0f} lines/s" if r.elapsed_s else ""
     rows = [
         ("lines", f"{r.lines:,}", rate),
