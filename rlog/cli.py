@@ -56,8 +56,9 @@ def _overrides(a: argparse.Namespace) -> dict:
     return o
 
 
-def _config(a: argparse.Namespace) -> RlogConfig:
-    return load_config(a.config, overrides=_overrides(a) if hasattr(a, "format") else None)
+def _config(a: argparse.Namespace, base: dict | None = None, base_origin: str = "") -> RlogConfig:
+    return load_config(a.config, overrides=_overrides(a) if hasattr(a, "format") else None, base=base,
+                       base_origin=base_origin)
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -92,10 +93,23 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     from stream.cascade import Cascade
     from stream.offline import analyze_file, read_labels
 
-    cfg = _config(a)
     path = Path(a.file)
+    truth_path = Path(a.truth) if a.truth else None
+    manifest = None
+    if path.is_dir():
+        from rlog.sim.output import MANIFEST, read_manifest
+
+        manifest = read_manifest(path)
+        if manifest is None:
+            raise ConfigError(f"{path} is a folder without {MANIFEST}: give a log file, or a folder written by "
+                              "`rlog simulate`")
+        truth_path = truth_path or path / manifest["files"]["truth"]
+        path = path / manifest["files"]["logs"]
+    cfg = _config(a, manifest["config"] if manifest else None, f"{path.parent / 'manifest.json'}")
     if not path.is_file():
         raise ConfigError(f"log file not found: {path}")
+    if truth_path is not None and not truth_path.is_file():
+        raise ConfigError(f"truth file not found: {truth_path}")
     labels = read_labels(a.labels) if a.labels else None
     cascade = None
     if not a.parse_only:
@@ -108,10 +122,13 @@ def cmd_analyze(a: argparse.Namespace) -> int:
             full = fast if same else load_backend(cfg.cascade.full)
         cascade = Cascade(fast, full, cfg.cascade)
     with contextlib.ExitStack() as files:
+        from stream.truth import TruthReader
+
+        truth = files.enter_context(TruthReader(truth_path)) if truth_path else None
         alerts_out = files.enter_context(open(a.alerts, "wb")) if a.alerts else None
         dead_out = files.enter_context(open(a.dead_letters, "wb")) if a.dead_letters else None
-        report = analyze_file(path, cfg, cascade, labels=labels, alerts_out=alerts_out, dead_out=dead_out,
-                              progress=not a.quiet)
+        report = analyze_file(path, cfg, cascade, labels=labels, truth=truth, alerts_out=alerts_out,
+                              dead_out=dead_out, progress=not a.quiet)
     print(render_report(report, cfg))
     if a.report:
         import orjson
@@ -123,9 +140,12 @@ def cmd_analyze(a: argparse.Namespace) -> int:
 def render_report(r, cfg: RlogConfig) -> str:
     """The human summary of an analysis: volumes, sessions, models, alerts, scores."""
     rate = f"{r.lines / r.elapsed_s:,.0f} lines/s" if r.elapsed_s else ""
+    fmt = f"format {cfg.parse.format}"
+    if cfg.parse.formats:
+        fmt = "formats " + ", ".join(f"{k}: {v}" for k, v in cfg.parse.formats.items())
     rows = [
         ("lines", f"{r.lines:,}", rate),
-        ("records", f"{r.records:,}", f"format {cfg.parse.format}"),
+        ("records", f"{r.records:,}", fmt),
         ("dead letters", sum(r.dead_letters.values()), ", ".join(f"{k}: {v}" for k, v in r.dead_letters.items())),
         ("repaired lines", sum(r.flags.values()), ", ".join(f"{k}: {v}" for k, v in r.flags.items())),
         ("templates", r.templates, ""),
@@ -157,7 +177,90 @@ def render_report(r, cfg: RlogConfig) -> str:
         out += ["", f"scores over {r.labelled_sessions} labelled sessions (abnormal = positive)",
                 format_table(("precision", "recall", "f1", "tp", "fp", "fn", "tn"),
                              [(f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", s.tp, s.fp, s.fn, s.tn)])]
+    if r.by_scenario:
+        srows = []
+        for name, row in r.by_scenario.items():
+            kind = "fault" if row["abnormal"] else ("normal" if name == "normal" else "look-alike")
+            what = "detected" if row["abnormal"] else "false alarms"
+            srows.append((name, kind, row["sessions"], row["flagged"], f"{row['flagged'] / row['sessions']:.0%} {what}"))
+        out += ["", "sessions by injected scenario (from the truth file)",
+                format_table(("scenario", "kind", "sessions", "flagged", "rate"), srows)]
+    if r.root_cause is not None and r.root_cause["caught"]:
+        rc = r.root_cause
+        out += ["", f"root-cause accuracy: {rc['accuracy']:.3f} ({rc['correct']} of {rc['caught']} detected abnormal "
+                    f"sessions have the right category; {rc['answered']} had a category at all)"]
     return "\n".join(out)
+
+
+def cmd_simulate(a: argparse.Namespace) -> int:
+    from rlog.sim.engine import Injection, SimConfig
+    from rlog.sim.output import DEFAULT_SESSION, simulate
+    from rlog.sim.scenarios import SCENARIOS
+
+    if a.list:
+        rows = [(sc.name, sc.kind, sc.category or "-", ",".join(sc.components), sc.title) for sc in SCENARIOS.values()]
+        print(format_table(("scenario", "kind", "category", "components", "what happens"), rows))
+        return 0
+    if not a.out and not a.to_kafka:
+        raise ConfigError("give --out DIR (logs + ground truth) and/or --to-kafka TOPIC")
+    data: dict = {}
+    if a.plan:
+        try:
+            data = yaml.safe_load(Path(a.plan).read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"simulation plan not found: {a.plan}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"simulation plan {a.plan} must be a mapping of SimConfig fields")
+    for flag, key in (("seed", "seed"), ("rate", "rate"), ("fault_gap", "fault_gap_s"), ("benign_gap", "benign_gap_s"),
+                      ("warmup", "warmup_s"), ("start", "start")):
+        if getattr(a, flag) is not None:
+            data[key] = getattr(a, flag)
+    if a.lines is not None or a.duration is not None:
+        data["lines"], data["duration_s"] = a.lines, a.duration
+    for flag in ("faults", "benign"):
+        v = getattr(a, flag)
+        if v is not None:
+            data[flag] = [x.strip() for x in v.split(",") if x.strip() and x.strip() != "none"]
+    if a.inject:
+        data["inject"] = [*data.get("inject", []), *(Injection.parse(x).model_dump() for x in a.inject)]
+    from pydantic import ValidationError
+
+    try:
+        cfg = SimConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError("invalid simulation settings:\n" + "\n".join(
+            f"  {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())) from None
+    sink = None
+    if a.to_kafka:
+        import os
+
+        from rlog.sim.output import KafkaSink
+        from stream.kafka_io import BROKER_ENV, ensure_topics
+
+        broker = a.broker or os.environ.get(BROKER_ENV)
+        if not broker:
+            raise ConfigError(f"--to-kafka needs --broker HOST:PORT (or {BROKER_ENV})")
+        ensure_topics(broker, {a.to_kafka: a.partitions})
+        sink = KafkaSink(a.to_kafka, broker, a.speedup)
+    session = DEFAULT_SESSION
+    m = simulate(cfg, a.out, sink=sink, session=session, progress=not a.quiet)
+    rows = [(name, SCENARIOS[name].kind, SCENARIOS[name].category or "-", n) for name, n in m["incidents"].items()]
+    rate = m["lines"] / m["elapsed_s"] if m["elapsed_s"] else 0
+    print(f"rlog simulate: {m['lines']:,} lines ({m['abnormal_lines']:,} abnormal) over {m['simulated_seconds']:,.0f} "
+          f"simulated seconds in {m['elapsed_s']:.1f}s ({rate:,.0f} lines/s)")
+    print("lines by component: " + ", ".join(f"{k} {v:,}" for k, v in m["lines_by_source"].items()))
+    if rows:
+        print(format_table(("scenario", "kind", "category", "incidents"), rows))
+    if m["sessions"]:
+        c = m["sessions"]
+        print(f"sessions ({session.size:g}-line windows per component): {c.get('abnormal', 0)} abnormal, "
+              f"{c.get('lookalike', 0)} benign look-alike, {c.get('normal', 0)} normal")
+    if a.out:
+        print(f"wrote {a.out}/: logs.jsonl, truth.csv, incidents.jsonl, sessions.csv, manifest.json  "
+              f"(next: rlog analyze {a.out})")
+    if m["kafka"]:
+        print(f"produced {m['kafka']['sent']:,} records to topic {m['kafka']['topic']}")
+    return 0
 
 
 def cmd_formats(a: argparse.Namespace) -> int:
@@ -194,16 +297,51 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Parse FILE, group lines into sessions, judge each session with R-Log-fast, "
                                     "escalate flagged ones to R-Log, print a summary and write alerts as JSONL. "
                                     "With labels (BGL's first field, or --labels CSV) prints precision/recall/F1.")
-    an.add_argument("file", help="log file (any encoding; invalid UTF-8 is replaced and counted)")
+    an.add_argument("file", help="log file (any encoding; invalid UTF-8 is replaced and counted), or a folder "
+                    "written by `rlog simulate` (its formats, sessions and ground truth are used)")
     _add_config_flags(an)
     _add_pipeline_flags(an)
     an.add_argument("--labels", metavar="CSV", help="session labels: id,label rows (Anomaly/Normal, 1/0)")
+    an.add_argument("--truth", metavar="CSV", help="per-line ground truth (a simulator's truth.csv): adds per-scenario "
+                    "detection and root-cause accuracy")
     an.add_argument("--alerts", metavar="JSONL", help="write one alert per line here")
     an.add_argument("--dead-letters", metavar="JSONL", help="write rejected lines with the reason here")
     an.add_argument("--report", metavar="JSON", help="write every figure of the summary here")
     an.add_argument("--parse-only", action="store_true", help="stop before the models (templates and sessions)")
     an.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     an.set_defaults(func=cmd_analyze)
+
+    sm = sub.add_parser("simulate", help="generate labelled logs of a small distributed system with injected faults",
+                        description="Simulate a storage cluster (HDFS layout), compute nodes (BGL/RAS), Java web "
+                                    "services (log4j) and their Linux hosts (rsyslog), interleaved in time, with "
+                                    "faults and benign look-alikes injected. Writes logs + ground truth to --out "
+                                    "and/or produces them to a Kafka topic. Same seed, same bytes.")
+    sm.add_argument("--out", "-o", metavar="DIR", help="write logs.jsonl, truth.csv, incidents.jsonl, sessions.csv, "
+                    "manifest.json here")
+    sm.add_argument("--lines", "-n", type=int, help="number of lines (default 5000)")
+    sm.add_argument("--duration", type=float, metavar="SECONDS", help="simulated time to cover (with --lines, "
+                    "whichever comes first)")
+    sm.add_argument("--seed", type=int, help="random seed (default 0)")
+    sm.add_argument("--rate", type=float, help="mean normal lines per simulated second (default 10)")
+    sm.add_argument("--start", help="simulated start time, ISO 8601 (default 2026-01-05T08:00:00Z)")
+    sm.add_argument("--faults", metavar="A,B", help="fault scenarios drawn at random (default all; 'none' for none)")
+    sm.add_argument("--benign", metavar="A,B", help="look-alike scenarios drawn at random (default all; 'none')")
+    sm.add_argument("--fault-gap", type=float, metavar="SECONDS", help="mean quiet time between random faults "
+                    "(default 90; 0 = only --inject)")
+    sm.add_argument("--benign-gap", type=float, metavar="SECONDS", help="mean quiet time between look-alikes "
+                    "(default 120; 0 = none)")
+    sm.add_argument("--warmup", type=float, metavar="SECONDS", help="normal traffic before the first random incident")
+    sm.add_argument("--inject", action="append", metavar="SCENARIO@SECONDS",
+                    help="inject a scenario at a time after the start, e.g. disk_failure@600; repeatable")
+    sm.add_argument("--plan", metavar="YAML", help="simulation settings as YAML (fields of SimConfig); flags win")
+    sm.add_argument("--to-kafka", metavar="TOPIC", help="also produce each line (JSON envelope, key = component)")
+    sm.add_argument("--broker", metavar="HOST:PORT", help="Kafka bootstrap servers (default $RLOG_KAFKA_BROKER)")
+    sm.add_argument("--partitions", type=int, default=4, help="partitions if the topic has to be created (default 4)")
+    sm.add_argument("--speedup", type=float, default=1.0,
+                    help="pace of --to-kafka: 1 = real time, 60 = a minute per second, 0 = as fast as possible")
+    sm.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    sm.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sm.set_defaults(func=cmd_simulate)
 
     fm = sub.add_parser("formats", help="list the log format presets",
                         description="List built-in header formats; any Loghub-style pattern works too.")
@@ -232,11 +370,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from rlog.backends.base import BackendError
     from rlog.models import ModelNotFound
+    from stream.broker import BrokerError
     from stream.formats import FormatError
+    from stream.kafka_io import BrokerUnavailable
 
     try:
         return a.func(a)
-    except (ConfigError, FormatError, ModelNotFound, BackendError, ValueError) as e:
+    except (ConfigError, FormatError, ModelNotFound, BackendError, BrokerError, BrokerUnavailable, ValueError) as e:
         print(f"rlog: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -30,6 +30,11 @@ class ParseConfig(_Section):
     """How raw lines become templates."""
 
     format: str = Field("raw", description="preset name (see `rlog formats`) or a Loghub-style pattern")
+    formats: dict[str, str] = Field(default_factory=dict,
+                                    description="per-source format (source name -> preset or pattern); "
+                                                "sources not listed use parse.format")
+    envelope: Literal["auto", "json", "none"] = Field(
+        "auto", description="JSON envelopes {message, source, host}: auto-detect, require, or never unwrap")
     multiline: bool = Field(True, description="join lines that do not match the header to the previous record")
     max_line_chars: int = Field(65536, ge=80, description="longer lines are truncated (and counted)")
     max_record_lines: int = Field(200, ge=1, description="cap on lines merged into one multi-line record")
@@ -44,6 +49,15 @@ class ParseConfig(_Section):
         from stream.formats import get_format
 
         get_format(v)
+        return v
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, v: dict[str, str]) -> dict[str, str]:
+        from stream.formats import get_format
+
+        for spec in v.values():
+            get_format(spec)
         return v
 
     @field_validator("extra_masks")
@@ -170,10 +184,18 @@ def _flat_sources(tree: Mapping[str, Any], origin: str, prefix: str = "") -> dic
 
 
 def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None = None,
-                overrides: Mapping[str, Any] | None = None) -> RlogConfig:
-    """Build the config; raises ConfigError with every problem listed."""
+                overrides: Mapping[str, Any] | None = None, base: Mapping[str, Any] | None = None,
+                base_origin: str = "base settings") -> RlogConfig:
+    """Build the config; raises ConfigError with every problem listed.
+
+    ``base`` sits just above the defaults (a simulation folder's manifest uses it to say how
+    its logs are read); the file, the environment and the overrides all win over it.
+    """
     data: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    if base:
+        data = _deep_merge(data, base)
+        sources.update(_flat_sources(base, base_origin))
     if path is not None:
         p = Path(path)
         try:

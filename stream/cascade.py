@@ -39,6 +39,15 @@ def sequence_key(templates: Sequence[str]) -> str:
     return hashlib.blake2b("\n".join(templates).encode("utf-8"), digest_size=12).hexdigest()
 
 
+def prompt_for(templates: Sequence[str], mode: Mode, cfg: CascadeConfig) -> ChatPrompt:
+    """The prompt for a template sequence: a pure function of it, which makes cached verdicts exact.
+
+    train/ and the simulated environment build prompts here too, so a prompt trained on is
+    exactly the prompt served.
+    """
+    return session_prompt(templates, mode, max_templates=cfg.max_prompt_templates, max_chars=cfg.max_template_chars)
+
+
 def needs_escalation(fast: FastAnswer, below: float) -> bool:
     """Escalate what the fast model flagged, could not answer, or was unsure about."""
     if not fast.ok or fast.verdict == "abnormal":
@@ -178,9 +187,7 @@ class Cascade:
                                              logprobs=False)
 
     def _prompt(self, seq: Sequence[str], mode: Mode) -> ChatPrompt:
-        """A pure function of the template sequence: what makes cached verdicts exact."""
-        return session_prompt(seq, mode, max_templates=self.cfg.max_prompt_templates,
-                              max_chars=self.cfg.max_template_chars)
+        return prompt_for(seq, mode, self.cfg)
 
     def _generate(self, backend: Backend, prompts: list[ChatPrompt], params: GenerationParams) -> list[Generation]:
         """Call a backend with retries and exponential backoff; raise after the last attempt."""

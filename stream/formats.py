@@ -66,7 +66,9 @@ class LogFormat:
             dt = datetime.strptime(text, fmt)
         except ValueError:
             return None
-        return dt.replace(tzinfo=UTC).timestamp()
+        if dt.tzinfo is None:  # no zone in the line: read it as UTC
+            dt = dt.replace(tzinfo=UTC)
+        return dt.timestamp()
 
     def label(self, fields: dict[str, str]) -> bool | None:
         """True for a labelled anomaly, False for labelled normal, None when unlabelled."""
@@ -115,12 +117,21 @@ PRESETS: dict[str, LogFormat] = {
                   ("Timestamp",), "epoch", label_field="Label"),
         LogFormat("hadoop", r"<Date> <Time> <Level> \[<Process>\] <Component>: <Content>",
                   ("Date", "Time"), "%Y-%m-%d %H:%M:%S,%f"),
+        # Java services with the common log4j/logback layout "%d %p [%t] %c: %m".
+        LogFormat("log4j", r"<Date> <Time> <Level> \[<Thread>\] <Component>: <Content>",
+                  ("Date", "Time"), "%Y-%m-%d %H:%M:%S,%f"),
+        # BGL's layout without Loghub's label column: what a Blue Gene-style RAS feed looks like live.
+        LogFormat("ras", "<Timestamp> <Date> <Node> <Time> <NodeRepeat> <Type> <Component> <Level> <Content>",
+                  ("Timestamp",), "epoch"),
         LogFormat("openstack", r"<Logrecord> <Date> <Time> <Pid> <Level> <Component> \[<ADDR>\] <Content>",
                   ("Date", "Time"), "%Y-%m-%d %H:%M:%S.%f"),
         LogFormat("linux", r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>",
                   ("Month", "Date", "Time"), "%b %d %H:%M:%S", sim_th=0.39, depth=6),
         LogFormat("syslog", r"<Month> <Date> <Time> <Host> <Component>(\[<PID>\])?: <Content>",
                   ("Month", "Date", "Time"), "%b %d %H:%M:%S", sim_th=0.39, depth=6),
+        # rsyslog's high-precision RFC 3339 file format (the Debian 12 default): year and zone included.
+        LogFormat("rsyslog", r"<Time> <Host> <Component>(\[<PID>\])?: <Content>",
+                  ("Time",), "%Y-%m-%dT%H:%M:%S.%f%z", sim_th=0.39, depth=6),
         LogFormat("apache", r"\[<Time>\] \[<Level>\] <Content>", ("Time",), "%a %b %d %H:%M:%S %Y"),
         LogFormat("spark", "<Date> <Time> <Level> <Component>: <Content>",
                   ("Date", "Time"), "%y/%m/%d %H:%M:%S"),

@@ -20,6 +20,7 @@ from stream.cascade import Cascade
 from stream.pipeline import Pipeline
 from stream.records import DeadLetter, read_lines
 from stream.sessions import Session
+from stream.truth import SessionTruth, TruthReader
 
 _ABNORMAL_WORDS = {"anomaly", "abnormal", "1", "true", "yes", "fail", "failure"}
 _NORMAL_WORDS = {"normal", "0", "false", "no", "success", "-"}
@@ -65,6 +66,8 @@ class AnalyzeReport:
     n_alerts: int = 0
     scores: BinaryScores | None = None
     labelled_sessions: int = 0
+    root_cause: dict | None = None  # with a truth file: accuracy of the category on detected incidents
+    by_scenario: dict = field(default_factory=dict)  # scenario -> {"sessions", "flagged"}
     cascade: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
 
@@ -82,13 +85,51 @@ def session_truth(s: Session, labels: dict[str, bool] | None) -> bool | None:
     return s.label
 
 
+class TruthScorer:
+    """Per-scenario detection counts and root-cause accuracy from session ground truth.
+
+    Root-cause accuracy is over the abnormal sessions the cascade caught: the full model's
+    category must equal the injected fault's. A caught session with no category (not
+    escalated, or an unreadable answer) counts as wrong: an alert without a cause does not
+    help the on-call engineer.
+    """
+
+    def __init__(self) -> None:
+        self.by_scenario: dict[str, dict[str, int]] = {}
+        self.caught = self.answered = self.correct = 0
+        self.confusion: Counter = Counter()
+
+    def add(self, truth: SessionTruth, verdict: str, category: str | None) -> None:
+        flagged = verdict == "abnormal"
+        key = truth.scenario or "normal"
+        row = self.by_scenario.setdefault(key, {"sessions": 0, "flagged": 0, "abnormal": int(truth.label)})
+        row["sessions"] += 1
+        row["flagged"] += flagged
+        if truth.label and flagged:
+            self.caught += 1
+            self.answered += category is not None
+            self.correct += category == truth.category
+            self.confusion[(truth.category, category or "-")] += 1
+
+    def root_cause(self) -> dict:
+        return {"caught": self.caught, "answered": self.answered, "correct": self.correct,
+                "accuracy": round(self.correct / self.caught, 4) if self.caught else None,
+                "confusion": {f"{t}->{p}": n for (t, p), n in sorted(self.confusion.items())}}
+
+
 def analyze_file(path: str | Path, cfg: RlogConfig, cascade: Cascade | None, *,
-                 labels: dict[str, bool] | None = None, alerts_out: IO[bytes] | None = None,
-                 dead_out: IO[bytes] | None = None, progress: bool = True, show_alerts: int = 10) -> AnalyzeReport:
-    """Parse, sessionize and judge ``path``; write alerts/dead letters as JSONL if asked."""
+                 labels: dict[str, bool] | None = None, truth: TruthReader | None = None,
+                 alerts_out: IO[bytes] | None = None, dead_out: IO[bytes] | None = None, progress: bool = True,
+                 show_alerts: int = 10) -> AnalyzeReport:
+    """Parse, sessionize and judge ``path``; write alerts/dead letters as JSONL if asked.
+
+    ``truth`` (a simulator's truth file) labels every line and adds root-cause accuracy and
+    per-scenario detection to the report.
+    """
     path = Path(path)
     pipe = Pipeline(cfg)
     report = AnalyzeReport(str(path))
+    scorer = TruthScorer() if truth is not None else None
     pairs: list[tuple[bool, bool]] = []
     pending: list[Session] = []
     chunk = max(1, cfg.cascade.fast.batch_size * 4)
@@ -109,9 +150,14 @@ def analyze_file(path: str | Path, cfg: RlogConfig, cascade: Cascade | None, *,
         for s, d in judged:
             verdict = d.verdict if d is not None else "unjudged"
             report.verdicts[verdict] += 1
-            truth = session_truth(s, labels)
-            if truth is not None and d is not None:
-                pairs.append((truth, verdict == "abnormal"))
+            label = session_truth(s, labels)
+            if label is not None and d is not None:
+                pairs.append((label, verdict == "abnormal"))
+            if scorer is not None and d is not None:
+                st = s.truth
+                if st is not None:
+                    full = d.full if d.full is not None and d.full.ok else None
+                    scorer.add(st, verdict, full.category if full else None)
 
     def take(sessions: list[Session], dead: list[DeadLetter]) -> None:
         report.sessions += len(sessions)
@@ -129,7 +175,7 @@ def analyze_file(path: str | Path, cfg: RlogConfig, cascade: Cascade | None, *,
                                      disable=not progress, file=sys.stderr, mininterval=0.5) as bar:
         last = 0
         for line in read_lines(f, cfg.parse.max_line_chars):
-            take(*pipe.feed(path.name, line))
+            take(*pipe.feed(path.name, line, truth.get(line.seq) if truth is not None else None))
             if line.seq % 256 == 0:
                 pos = f.tell()
                 bar.update(pos - last)
@@ -147,6 +193,9 @@ def analyze_file(path: str | Path, cfg: RlogConfig, cascade: Cascade | None, *,
     report.evicted, report.unsessioned = ss.evicted, ss.unsessioned
     report.labelled_sessions = len(pairs)
     report.scores = binary_scores(pairs) if pairs else None
+    if scorer is not None and cascade is not None:
+        report.root_cause = scorer.root_cause()
+        report.by_scenario = dict(sorted(scorer.by_scenario.items()))
     report.cascade = cascade.stats.summary() if cascade is not None else {}
     report.elapsed_s = time.perf_counter() - t0
     return report

@@ -12,6 +12,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from rlog.config import RlogConfig, SessionConfig
+from stream.envelope import EnvelopeError, unwrap
 from stream.formats import LogFormat, get_format
 from stream.records import DeadLetter, Line, LogRecord, RecordParser
 from stream.sessions import (
@@ -24,6 +25,7 @@ from stream.sessions import (
     TimeWindowSessionizer,
 )
 from stream.templates import TemplateStore
+from stream.truth import LineTruth
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class Pipeline:
     def __init__(self, cfg: RlogConfig, fmt: LogFormat | None = None, *, max_sources: int = 1000) -> None:
         self.cfg = cfg
         self.fmt = fmt or get_format(cfg.parse.format)
+        self.formats = {name: get_format(spec) for name, spec in cfg.parse.formats.items()}
         self.sessionizer = make_sessionizer(cfg.session)
         self.stats = PipelineStats()
         self.max_sources = max_sources
@@ -76,10 +79,11 @@ class Pipeline:
                 self.stats.sources_evicted += 1
                 log.warning("more than %d log sources: dropped template state of %r", self.max_sources, old)
             p = self.cfg.parse
+            fmt = self.formats.get(name, self.fmt)
             st = _SourceState(
-                RecordParser(self.fmt, name, multiline=p.multiline, max_record_lines=p.max_record_lines,
+                RecordParser(fmt, name, multiline=p.multiline, max_record_lines=p.max_record_lines,
                              max_record_chars=p.max_line_chars),
-                TemplateStore(self.fmt, max_clusters=p.max_clusters, sim_th=p.sim_th, depth=p.depth,
+                TemplateStore(fmt, max_clusters=p.max_clusters, sim_th=p.sim_th, depth=p.depth,
                               extra_masks=tuple(p.extra_masks)),
             )
             self._sources[name] = st
@@ -90,12 +94,28 @@ class Pipeline:
     def templates(self) -> dict[str, TemplateStore]:
         return {k: v.store for k, v in self._sources.items()}
 
-    def feed(self, source: str, line: Line) -> tuple[list[Session], list[DeadLetter]]:
+    def feed(self, source: str, line: Line, truth: LineTruth | None = None) -> tuple[list[Session], list[DeadLetter]]:
+        """One physical line from ``source`` (a file name, a Kafka key).
+
+        A JSON envelope (see ``parse.envelope``) is opened first: its source field, when
+        present, picks the parser and template miner instead of ``source``.
+        """
         self.stats.lines += 1
         for f in line.flags:
             self.stats.flags[f] += 1
+        host = ""
+        if self.cfg.parse.envelope != "none":
+            try:
+                env = unwrap(line.text, self.cfg.parse.envelope)
+            except EnvelopeError as e:
+                self.stats.dead_letters["bad envelope"] += 1
+                return [], [DeadLetter(source, line.seq, line.text, f"bad envelope ({e})")]
+            if env.message is not line.text:
+                source = env.source or source
+                host = env.host or ""
+                line = Line(line.seq, env.message, line.flags)
         st = self.source(source)
-        return self._route(st, st.parser.feed(line))
+        return self._route(st, st.parser.feed(line, host=host, truth=truth))
 
     def _route(self, st: _SourceState, items: list[LogRecord | DeadLetter]) -> tuple[list[Session], list[DeadLetter]]:
         sessions: list[Session] = []
@@ -108,7 +128,7 @@ class Pipeline:
             self.stats.records += 1
             m = st.store.mine(item.content)
             sl = SessionLine(item.seq, item.ts, item.raw[:MAX_KEPT_LINE_CHARS], m.template_id, m.template,
-                             item.label, m.cluster_id)
+                             item.label, m.cluster_id, item.host, item.truth)
             sessions.extend(self._finish(self.sessionizer.add(item.source, sl)))
         return sessions, dead
 

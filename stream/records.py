@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from stream.formats import LogFormat
+from stream.truth import LineTruth
 
 
 @dataclass(slots=True)
@@ -26,6 +27,8 @@ class LogRecord:
     ts: float | None = None
     label: bool | None = None
     flags: tuple[str, ...] = ()
+    host: str = ""
+    truth: LineTruth | None = None  # ground truth, when the input comes with a truth file
 
 
 @dataclass(slots=True)
@@ -110,8 +113,11 @@ class RecordParser:
         self._pending: LogRecord | None = None
         self._pending_lines = 0
 
-    def feed(self, line: Line) -> list[LogRecord | DeadLetter]:
-        """Consume one line; return records completed by it and any dead letter."""
+    def feed(self, line: Line, *, host: str = "", truth: LineTruth | None = None) -> list[LogRecord | DeadLetter]:
+        """Consume one line; return records completed by it and any dead letter.
+
+        ``truth`` (from a truth file) overrides a label the format reads from the line.
+        """
         text = line.text
         if not text.strip():
             return [DeadLetter(self.source, line.seq, text, "empty line")]
@@ -130,7 +136,8 @@ class RecordParser:
         out = self.flush()
         self._pending = LogRecord(
             source=self.source, seq=line.seq, raw=text, content=content, fields=fields,
-            ts=self.fmt.timestamp(fields), label=self.fmt.label(fields), flags=line.flags,
+            ts=self.fmt.timestamp(fields), label=truth.label if truth is not None else self.fmt.label(fields),
+            flags=line.flags, host=host, truth=truth,
         )
         self._pending_lines = 1
         if not self.multiline:

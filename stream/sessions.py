@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from stream.truth import LineTruth, SessionTruth, session_truth
+
 log = logging.getLogger(__name__)
 
 # Named identifier patterns for common systems; group 1 (when present) is the id.
@@ -37,6 +39,8 @@ class SessionLine:
     template: str
     label: bool | None = None
     cluster_id: int = -1  # Drain cluster, to refresh the template when the session closes
+    host: str = ""
+    truth: LineTruth | None = None
 
 
 @dataclass(slots=True)
@@ -63,6 +67,19 @@ class Session:
         """Ground truth when the lines carry labels: abnormal if any line is."""
         labels = [ln.label for ln in self.lines if ln.label is not None]
         return any(labels) if labels else None
+
+    @property
+    def truth(self) -> SessionTruth | None:
+        """Ground truth from a truth file (label, scenario, root-cause category), if any."""
+        return session_truth(ln.truth for ln in self.lines)
+
+    def hosts(self, n: int = 5) -> list[str]:
+        """The hosts with most lines in the session, most first."""
+        counts: dict[str, int] = {}
+        for ln in self.lines:
+            if ln.host:
+                counts[ln.host] = counts.get(ln.host, 0) + 1
+        return [h for h, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:n]]
 
     def template_counts(self) -> list[tuple[str, str, int]]:
         """(id, template, count) in order of first appearance."""

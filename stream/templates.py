@@ -29,6 +29,7 @@ DEFAULT_MASKS: tuple[str, ...] = (
     r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?(?![\d.])",  # IPv4 with optional port
     r"\b0[xX][0-9a-fA-F]+\b",  # hex literal
     r"\b[0-9a-fA-F]{16,}\b",  # long hex string (hashes, addresses)
+    r"(?<![A-Za-z0-9_.])\d+(?:\.\d+)?(?:ms|us|ns|s|sec|secs|kB|KB|MB|GB|TB|B)(?![A-Za-z0-9_])",  # quantity with unit
     r"(?<![A-Za-z0-9_])[-+]?\d+(?:\.\d+)*(?![A-Za-z0-9_])",  # numbers, versions, decimals
 )
 

@@ -1,0 +1,140 @@
+"""Kafka client construction with errors a user can act on.
+
+kafka-python raises ``NoBrokersAvailable`` with no address and no hint; operators need to
+know which address was tried and what to check. SASL/SSL settings pass straight through
+so the same code talks to a laptop broker and a secured production cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+BROKER_ENV = "RLOG_KAFKA_BROKER"
+# Client settings read from the environment (RLOG_KAFKA_SECURITY_PROTOCOL=SASL_SSL, ...).
+SECURITY_KEYS = ("security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password",
+                 "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
+
+
+class BrokerUnavailable(ConnectionError):
+    """No Kafka broker answered at the configured address."""
+
+
+def security_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """kafka-python security keyword arguments from ``RLOG_KAFKA_<KEY>`` variables."""
+    env = os.environ if env is None else env
+    out: dict[str, Any] = {}
+    for key in SECURITY_KEYS:
+        v = env.get(f"RLOG_KAFKA_{key.upper()}")
+        if v is not None:
+            out[key] = v.lower() in ("1", "true", "yes") if key == "ssl_check_hostname" else v
+    return out
+
+
+def _unavailable(bootstrap: str, err: Exception) -> BrokerUnavailable:
+    return BrokerUnavailable(
+        f"cannot reach a Kafka broker at {bootstrap} ({type(err).__name__}: {err}); check the address "
+        f"(--broker or {BROKER_ENV}), that the broker is running and that its advertised listener is reachable "
+        "from here; for secured clusters set RLOG_KAFKA_SECURITY_PROTOCOL and the SASL/SSL variables")
+
+
+def check_reachable(bootstrap: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not after the client's 30 s bootstrap timeout, when no address answers."""
+    import socket
+
+    errors = []
+    for addr in (a.strip() for a in bootstrap.split(",") if a.strip()):
+        host, _, port = addr.rpartition(":")
+        if not host or not port.isdigit():
+            raise BrokerUnavailable(f"bad Kafka broker address {addr!r}: write HOST:PORT (e.g. localhost:9092)")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+                return
+        except OSError as e:
+            errors.append(e)
+    if not errors:
+        raise BrokerUnavailable(f"no Kafka broker address given (--broker or {BROKER_ENV})")
+    raise _unavailable(bootstrap, errors[-1])
+
+
+def make_producer(bootstrap: str, **kwargs: Any):
+    """A kafka-python producer (acks=all, batched) or BrokerUnavailable."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    check_reachable(bootstrap)
+    settings = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024, "retries": 5,
+                "request_timeout_ms": 15000, **security_settings(), **kwargs}
+    try:
+        return KafkaProducer(bootstrap_servers=bootstrap, **settings)
+    except (KafkaError, OSError) as e:
+        raise _unavailable(bootstrap, e) from None
+
+
+def make_admin(bootstrap: str, **kwargs: Any):
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    check_reachable(bootstrap)
+    try:
+        return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, **security_settings(), **kwargs)
+    except (KafkaError, OSError) as e:
+        raise _unavailable(bootstrap, e) from None
+
+
+def ensure_topics(bootstrap: str, topics: Mapping[str, int]) -> None:
+    """Create topics (name → partitions) that do not exist yet."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = make_admin(bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        new = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another client
+                admin.create_topics(new)
+    finally:
+        admin.close()
+
+
+def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 10.0, max_records: int | None = None,
+               idle_s: float = 2.0) -> list[Any]:
+    """Every record of ``topic`` from the beginning (assigned consumer, no group): for tests and tools.
+
+    Stops at ``max_records``, after ``idle_s`` without new records, or at ``timeout_s``.
+    """
+    import time
+
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=200,
+                             **security_settings())
+    try:
+        deadline = time.monotonic() + timeout_s
+        parts = None
+        while parts is None and time.monotonic() < deadline:
+            parts = consumer.partitions_for_topic(topic)
+            if parts is None:
+                time.sleep(0.2)
+        if not parts:
+            return []
+        consumer.assign([TopicPartition(topic, p) for p in sorted(parts)])
+        consumer.seek_to_beginning()
+        out: list[Any] = []
+        last = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=200)
+            got = [r for recs in batch.values() for r in recs]
+            if got:
+                out.extend(got)
+                last = time.monotonic()
+                if max_records is not None and len(out) >= max_records:
+                    break
+            elif time.monotonic() - last > idle_s:
+                break
+        return out
+    finally:
+        consumer.close()
