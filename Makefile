@@ -3,10 +3,12 @@ PY      ?= python3.11
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 DATA    ?= ../shared/data
-DEMO_LOG ?= $(DATA)/loghub/BGL/BGL_2k.log
 OUT     ?= out
+SIM     ?= $(OUT)/sim
+# The embedded default: a simulated estate with faults and look-alikes injected (seeded).
+SIM_ARGS ?= --lines 1200 --seed 7 --rate 3 --fault-gap 20 --benign-gap 40 --warmup 10
 
-.PHONY: install demo test lint clean
+.PHONY: install demo demo-bgl test lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -21,13 +23,27 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# Main job: the whole cascade over real labelled logs (BGL, 2k lines), on CPU.
+# Main job: simulate a small estate with injected incidents, then run the whole cascade over
+# it on CPU and score it against the ground truth. `make demo DEMO_LOG=app.log FORMAT=syslog`
+# analyzes your own file instead.
 demo: install
-	@test -f $(DEMO_LOG) || { echo "demo log $(DEMO_LOG) not found: set DEMO_LOG=path/to/file.log (and FORMAT=...)"; exit 2; }
 	@mkdir -p $(OUT)
-	$(BIN)/rlog analyze $(DEMO_LOG) --format $(or $(FORMAT),bgl) --session fixed --window-size 100 \
+ifdef DEMO_LOG
+	$(BIN)/rlog analyze $(DEMO_LOG) --format $(or $(FORMAT),raw) \
 		--alerts $(OUT)/alerts.jsonl --report $(OUT)/report.json --dead-letters $(OUT)/dead_letters.jsonl
+else
+	$(BIN)/rlog simulate --out $(SIM) $(SIM_ARGS)
+	$(BIN)/rlog analyze $(SIM) --alerts $(OUT)/alerts.jsonl --report $(OUT)/report.json \
+		--dead-letters $(OUT)/dead_letters.jsonl
+endif
 	@echo "alerts: $(OUT)/alerts.jsonl   report: $(OUT)/report.json"
+
+# The same cascade over real labelled logs: Loghub BGL 2k from ../shared/data.
+demo-bgl: install
+	@test -f $(DATA)/loghub/BGL/BGL_2k.log || { echo "needs $(DATA)/loghub/BGL/BGL_2k.log"; exit 2; }
+	@mkdir -p $(OUT)
+	$(BIN)/rlog analyze $(DATA)/loghub/BGL/BGL_2k.log --format bgl --session fixed --window-size 100 \
+		--alerts $(OUT)/bgl_alerts.jsonl --report $(OUT)/bgl_report.json
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a green run.
 test: install

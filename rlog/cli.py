@@ -243,6 +243,16 @@ def cmd_simulate(a: argparse.Namespace) -> int:
         ensure_topics(broker, {a.to_kafka: a.partitions})
         sink = KafkaSink(a.to_kafka, broker, a.speedup)
     session = DEFAULT_SESSION
+    if a.window_size is not None or a.window_by is not None:
+        from pydantic import ValidationError as VE
+
+        from rlog.config import SessionConfig
+
+        try:
+            session = SessionConfig(mode="fixed", by=a.window_by or DEFAULT_SESSION.by,
+                                    size=a.window_size or DEFAULT_SESSION.size)
+        except VE as e:
+            raise ConfigError(f"invalid window: {e.errors()[0]['msg']}") from None
     m = simulate(cfg, a.out, sink=sink, session=session, progress=not a.quiet)
     rows = [(name, SCENARIOS[name].kind, SCENARIOS[name].category or "-", n) for name, n in m["incidents"].items()]
     rate = m["lines"] / m["elapsed_s"] if m["elapsed_s"] else 0
@@ -253,7 +263,8 @@ def cmd_simulate(a: argparse.Namespace) -> int:
         print(format_table(("scenario", "kind", "category", "incidents"), rows))
     if m["sessions"]:
         c = m["sessions"]
-        print(f"sessions ({session.size:g}-line windows per component): {c.get('abnormal', 0)} abnormal, "
+        unit = "line" if session.by == "count" else "second"
+        print(f"sessions ({session.size:g}-{unit} windows per component): {c.get('abnormal', 0)} abnormal, "
               f"{c.get('lookalike', 0)} benign look-alike, {c.get('normal', 0)} normal")
     if a.out:
         print(f"wrote {a.out}/: logs.jsonl, truth.csv, incidents.jsonl, sessions.csv, manifest.json  "
@@ -334,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--inject", action="append", metavar="SCENARIO@SECONDS",
                     help="inject a scenario at a time after the start, e.g. disk_failure@600; repeatable")
     sm.add_argument("--plan", metavar="YAML", help="simulation settings as YAML (fields of SimConfig); flags win")
+    sm.add_argument("--window-by", choices=["count", "time"], help="windows of sessions.csv and of `rlog analyze "
+                    "DIR`: lines or seconds (default count)")
+    sm.add_argument("--window-size", type=float, help="window length in lines or seconds (default 40)")
     sm.add_argument("--to-kafka", metavar="TOPIC", help="also produce each line (JSON envelope, key = component)")
     sm.add_argument("--broker", metavar="HOST:PORT", help="Kafka bootstrap servers (default $RLOG_KAFKA_BROKER)")
     sm.add_argument("--partitions", type=int, default=4, help="partitions if the topic has to be created (default 4)")

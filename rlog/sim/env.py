@@ -69,19 +69,19 @@ def score_answer(completion: str, truth: SessionTruth, mode: Mode, *, prefill: s
                  weights: RewardWeights = RewardWeights()) -> Score:
     """Reward one model output (the text generated after ``prefill``). Pure; never raises.
 
-    An unreadable verdict counts as wrong (a miss on abnormal sessions); a malformed
-    output also loses the format reward, so RL pushes towards parseable answers first.
+    An unreadable verdict counts as wrong (a miss on abnormal sessions) and as malformed,
+    so RL pushes towards answers the stream can act on first.
     """
     prefill = PREFILL[mode] if prefill is None else prefill
-    text = prefill + completion
-    fmt_ok = check_format(text, mode)
-    reward = weights.format_ok if fmt_ok else weights.format_bad
     category = None
     if mode == "fast":
         verdict = parse_fast(completion, prefill).verdict
     else:
         full = parse_full(completion, prefill)
         verdict, category = full.verdict, full.category
+    # well formed = the tags in the contract's order and an answer the contract can read
+    fmt_ok = check_format(prefill + completion, mode) and verdict is not None
+    reward = weights.format_ok if fmt_ok else weights.format_bad
     truth_word = "abnormal" if truth.label else "normal"
     correct = verdict == truth_word
     if correct:
