@@ -274,6 +274,58 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _stream_overrides(a: argparse.Namespace, cfg_over: dict) -> dict:
+    st = cfg_over.setdefault("stream", {})
+    for flag, key in (("input_topic", "input_topic"), ("prefix", "prefix"), ("web_port", "web_port"),
+                      ("app_id", "app_id")):
+        if getattr(a, flag, None) is not None:
+            st[key] = getattr(a, flag)
+    return cfg_over
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from stream.runner import run_worker
+
+    cfg = load_config(a.config, overrides=_stream_overrides(a, _overrides(a)))
+    roles = a.role or ["parse", "detect", "explain"]
+    return run_worker(cfg, roles, a.broker, loglevel=["warning", "info", "debug"][min(a.verbose, 2)])
+
+
+def cmd_replay(a: argparse.Namespace) -> int:
+    import os
+
+    from stream.formats import get_format
+    from stream.kafka_io import BROKER_ENV, ensure_topics, make_producer
+    from stream.replay import replay
+
+    path = Path(a.file)
+    if path.is_dir():
+        from rlog.sim.output import read_manifest
+
+        m = read_manifest(path)
+        if m is None:
+            raise ConfigError(f"{path} is a folder without manifest.json: give a log file")
+        path = path / m["files"]["logs"]
+    if not path.is_file():
+        raise ConfigError(f"log file not found: {path}")
+    if a.rate is not None and a.speedup is not None:
+        raise ConfigError("give --rate or --speedup, not both")
+    broker = a.broker or os.environ.get(BROKER_ENV)
+    if not broker:
+        raise ConfigError(f"replay needs --broker HOST:PORT (or {BROKER_ENV})")
+    fmt = get_format(a.format) if a.format else None
+    ensure_topics(broker, {a.topic: a.partitions})
+    producer = make_producer(broker)
+    try:
+        st = replay(path, a.topic, producer, rate=a.rate, speedup=a.speedup, fmt=fmt, key=a.key, progress=not a.quiet)
+    finally:
+        producer.close()
+    span = f", {st.last_ts - st.first_ts:,.0f} s of log time" if st.first_ts is not None and st.last_ts else ""
+    print(f"rlog replay: {st.lines:,} lines ({st.bytes:,} bytes{span}) to {a.topic} in {st.elapsed_s:.1f}s "
+          f"({st.lines / st.elapsed_s if st.elapsed_s else 0:,.0f} lines/s)")
+    return 0
+
+
 def cmd_formats(a: argparse.Namespace) -> int:
     from stream.formats import PRESETS
 
@@ -356,6 +408,37 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--list", action="store_true", help="list the scenarios and exit")
     sm.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sm.set_defaults(func=cmd_simulate)
+
+    rn = sub.add_parser("run", help="run the streaming worker (Kafka in, alerts out)",
+                        description="Start the Faust worker: parse raw lines from the input topic, sessionize, "
+                                    "judge with R-Log-fast, escalate to R-Log, publish alerts. Without --broker or "
+                                    "$RLOG_KAFKA_BROKER an embedded Kafka-protocol broker is started on loopback.")
+    _add_config_flags(rn)
+    _add_pipeline_flags(rn)
+    rn.add_argument("--broker", metavar="HOST:PORT", help="Kafka bootstrap servers (default $RLOG_KAFKA_BROKER; "
+                    "none: embedded broker)")
+    rn.add_argument("--role", action="append", choices=["parse", "detect", "explain"],
+                    help="run only these stages (repeatable; default all): CPU parsers and GPU model workers "
+                         "scale as separate consumer groups")
+    rn.add_argument("--input-topic", help="raw lines topic (default rlog.raw)")
+    rn.add_argument("--prefix", help="prefix of the internal topics (default rlog)")
+    rn.add_argument("--app-id", help="consumer group / app id (default rlog)")
+    rn.add_argument("--web-port", type=int, help="health + /metrics port (default 6066)")
+    rn.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("replay", help="replay a log file into a Kafka topic",
+                        description="Produce every line of FILE (or a `rlog simulate` folder) to TOPIC, paced by "
+                                    "the lines' own timestamps (--speedup), at a fixed rate (--rate) or at full speed.")
+    rp.add_argument("file", help="log file, or a folder written by `rlog simulate`")
+    rp.add_argument("--topic", "-t", default="rlog.raw", help="target topic (default rlog.raw)")
+    rp.add_argument("--broker", metavar="HOST:PORT", help="Kafka bootstrap servers (default $RLOG_KAFKA_BROKER)")
+    rp.add_argument("--rate", type=float, help="lines per second")
+    rp.add_argument("--speedup", type=float, help="by original timestamps: 1 = real time, 60 = a minute per second")
+    rp.add_argument("--format", "-f", help="format preset or pattern to read timestamps of plain lines")
+    rp.add_argument("--key", help="record key for every line (default: envelope source, else the file name)")
+    rp.add_argument("--partitions", type=int, default=4, help="partitions if the topic has to be created")
+    rp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    rp.set_defaults(func=cmd_replay)
 
     fm = sub.add_parser("formats", help="list the log format presets",
                         description="List built-in header formats; any Loghub-style pattern works too.")

@@ -116,6 +116,8 @@ class CascadeConfig(_Section):
     fast: ModelSpec = Field(default_factory=lambda: ModelSpec(max_new_tokens=48))
     full: ModelSpec = Field(default_factory=lambda: ModelSpec(max_new_tokens=256, batch_size=4))
     escalate: bool = Field(True, description="send flagged sessions to the full model")
+    alert_on_unknown: bool = Field(False, description="fail open: also alert on sessions neither model could "
+                                                       "judge (verdict 'unknown')")
     escalate_below: float = Field(0.6, ge=0, le=1,
                                   description="also escalate 'normal' verdicts whose confidence is below this")
     max_wait_s: float = Field(2.0, ge=0, description="longest a session waits for its batch to fill (streaming)")
@@ -127,10 +129,31 @@ class CascadeConfig(_Section):
     retry_backoff_s: float = Field(0.5, ge=0)
 
 
+class StreamConfig(_Section):
+    """The Kafka side: topics, batching, state checkpoints, the health/metrics port."""
+
+    broker: str | None = Field(None, description="Kafka bootstrap servers; unset: $RLOG_KAFKA_BROKER, else an "
+                                                 "embedded broker on loopback (demo only)")
+    app_id: str = Field("rlog", description="consumer group / Faust app id")
+    input_topic: str = Field("rlog.raw", description="raw log lines (text, or JSON envelopes with a message field)")
+    prefix: str = Field("rlog", description="internal topics: <prefix>.sessions, .escalations, .alerts, "
+                                            ".dead-letters, .parse-state")
+    partitions: int = Field(4, ge=1, description="partitions of the topics rlog creates")
+    take_max: int = Field(500, ge=1, description="raw lines the parse role reads per batch")
+    take_within_s: float = Field(0.5, gt=0, description="longest the parse role waits to fill a batch")
+    state_interval_s: float = Field(2.0, gt=0, description="checkpoint parser state at most this often; input "
+                                                         "offsets are committed only after a checkpoint")
+    buffer_maxsize: int = Field(4096, ge=16, description="events buffered per partition before fetching pauses "
+                                                         "(backpressure: lag grows, nothing is dropped)")
+    web_port: int = Field(6066, ge=0, le=65535, description="health and Prometheus /metrics port (0: any free port)")
+    model_threads: int = Field(1, ge=1, description="threads running model calls off the event loop")
+
+
 class RlogConfig(_Section):
     parse: ParseConfig = Field(default_factory=ParseConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
     cascade: CascadeConfig = Field(default_factory=CascadeConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -179,7 +179,9 @@ class Cascade:
     def __init__(self, fast: Backend, full: Backend | None, cfg: CascadeConfig,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.fast, self.full, self.cfg = fast, full, cfg
-        self.cache = VerdictCache(cfg.cache_size)
+        self.cache = VerdictCache(cfg.cache_size)  # final decisions (fast + full) of judge()
+        self.fast_cache = VerdictCache(cfg.cache_size)  # fast-only decisions of judge(escalate=False)
+        self.full_cache = VerdictCache(cfg.cache_size)  # decisions of explain()
         self.stats = CascadeStats()
         self._sleep = sleep
         self._fast_params = GenerationParams(cfg.fast.max_new_tokens, cfg.fast.temperature, ("</answer>",))
@@ -226,8 +228,43 @@ class Cascade:
         setattr(self.stats, f"{stage}_calls", getattr(self.stats, f"{stage}_calls") + len(prompts))
         return gens, ms
 
-    def judge(self, sessions: Sequence[Session]) -> list[tuple[Session, Decision, bool]]:
-        """Decide every session; returns (session, decision, served_from_cache)."""
+    def _fast_stage(self, todo: dict[str, tuple[str, ...]]) -> dict[str, tuple[FastAnswer, float]]:
+        keys = list(todo)
+        prompts = [self._prompt(todo[k], "fast") for k in keys]
+        gens, ms = self._run("fast", self.fast, prompts, self._fast_params)
+        out = {}
+        for k, p, g, t in zip(keys, prompts, gens, ms, strict=True):
+            ans = parse_fast(g.text, p.prefill, g.tokens)
+            self.stats.malformed_fast += not ans.ok
+            out[k] = (ans, t)
+        return out
+
+    def _full_stage(self, todo: dict[str, tuple[str, ...]]) -> dict[str, tuple[FullAnswer, float]]:
+        if not todo:
+            return {}
+        if self.full is None:
+            raise BackendError("escalation needs a full model (cascade.full), but none is loaded")
+        keys = list(todo)
+        prompts = [self._prompt(todo[k], "full") for k in keys]
+        gens, ms = self._run("full", self.full, prompts, self._full_params)
+        self.stats.escalations += len(keys)
+        out = {}
+        for k, p, g, t in zip(keys, prompts, gens, ms, strict=True):
+            ans = parse_full(g.text, p.prefill)
+            self.stats.malformed_full += not ans.ok
+            out[k] = (ans, t)
+        return out
+
+    def judge(self, sessions: Sequence[Session], *, escalate: bool | None = None) -> list[tuple[Session, Decision, bool]]:
+        """Decide every session; returns (session, decision, served_from_cache).
+
+        ``escalate=False`` runs the fast stage only (the stream's detect role, which hands
+        escalations to the explain role through a topic); the default escalates when the
+        config and a loaded full model allow.
+        """
+        if escalate is None:
+            escalate = self.cfg.escalate and self.full is not None
+        cache = self.cache if escalate else self.fast_cache
         seqs = [sequence_of(s) for s in sessions]
         keys = [sequence_key(q) for q in seqs]
         decided: dict[str, Decision] = {}
@@ -238,7 +275,7 @@ class Cascade:
             if k in decided or k in todo:
                 self.stats.cache_hits += 1  # duplicate inside this batch: judged once
                 continue
-            hit = self.cache.get(k)
+            hit = cache.get(k)
             if hit is not None:
                 decided[k] = hit
                 cached.add(k)
@@ -246,32 +283,45 @@ class Cascade:
             else:
                 todo[k] = q
         if todo:
-            todo_keys = list(todo)
-            prompts = [self._prompt(todo[k], "fast") for k in todo_keys]
-            gens, ms = self._run("fast", self.fast, prompts, self._fast_params)
-            fast_answers = {}
-            for k, p, g, t in zip(todo_keys, prompts, gens, ms, strict=True):
-                ans = parse_fast(g.text, p.prefill, g.tokens)
-                self.stats.malformed_fast += not ans.ok
-                fast_answers[k] = (ans, t)
-            esc = [k for k in todo_keys if self.full is not None and self.cfg.escalate
-                   and needs_escalation(fast_answers[k][0], self.cfg.escalate_below)]
-            full_answers: dict[str, tuple[FullAnswer, float]] = {}
-            if esc:
-                assert self.full is not None
-                fprompts = [self._prompt(todo[k], "full") for k in esc]
-                fgens, fms = self._run("full", self.full, fprompts, self._full_params)
-                self.stats.escalations += len(esc)
-                for k, p, g, t in zip(esc, fprompts, fgens, fms, strict=True):
-                    ans = parse_full(g.text, p.prefill)
-                    self.stats.malformed_full += not ans.ok
-                    full_answers[k] = (ans, t)
-            for k in todo_keys:
+            fast_answers = self._fast_stage(todo)
+            esc = {k: todo[k] for k in todo if escalate and needs_escalation(fast_answers[k][0], self.cfg.escalate_below)}
+            full_answers = self._full_stage(esc)
+            for k in todo:
                 fa, ft = fast_answers[k]
                 full, lt = full_answers.get(k, (None, 0.0))
                 d = Decision(final_verdict(fa, full), fa, full, ft, lt)
                 decided[k] = d
-                self.cache.put(k, d)
+                cache.put(k, d)
+        return self._tally(sessions, keys, decided, cached)
+
+    def explain(self, items: Sequence[tuple[Session, FastAnswer, float]]) -> list[tuple[Session, Decision, bool]]:
+        """The full stage for sessions the fast stage escalated (the stream's explain role)."""
+        seqs = [sequence_of(s) for s, _, _ in items]
+        keys = [sequence_key(q) for q in seqs]
+        decided: dict[str, Decision] = {}
+        cached: set[str] = set()
+        todo: dict[str, tuple[str, ...]] = {}
+        fast = {k: (fa, ms) for k, (_, fa, ms) in zip(keys, items, strict=True)}
+        for q, k in zip(seqs, keys, strict=True):
+            if k in decided or k in todo:
+                continue
+            hit = self.full_cache.get(k)
+            if hit is not None:
+                decided[k] = hit
+                cached.add(k)
+            else:
+                todo[k] = q
+        full_answers = self._full_stage(todo)
+        for k in todo:
+            fa, ft = fast[k]
+            full, lt = full_answers[k]
+            d = Decision(final_verdict(fa, full), fa, full, ft, lt)
+            decided[k] = d
+            self.full_cache.put(k, d)
+        return self._tally([s for s, _, _ in items], keys, decided, cached)
+
+    def _tally(self, sessions: Sequence[Session], keys: list[str], decided: dict[str, Decision],
+               cached: set[str]) -> list[tuple[Session, Decision, bool]]:
         out = []
         for s, k in zip(sessions, keys, strict=True):
             d = decided[k]
@@ -281,10 +331,10 @@ class Cascade:
         return out
 
     def alerts(self, judged: Sequence[tuple[Session, Decision, bool]]) -> list[Alert]:
-        """One alert per abnormal session."""
+        """One alert per abnormal session (and per undecided one when `alert_on_unknown` fails open)."""
         out = []
         for s, d, was_cached in judged:
-            if d.verdict != "abnormal":
+            if d.verdict != "abnormal" and not (d.verdict == "unknown" and self.cfg.alert_on_unknown):
                 continue
             key = sequence_key(sequence_of(s))
             full = d.full if d.full is not None and d.full.ok else None

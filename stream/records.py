@@ -157,6 +157,23 @@ class RecordParser:
         rec.content += "\n" + piece.strip()
         self._pending_lines += 1
 
+    def state(self) -> dict:
+        """The record waiting for continuation lines, as plain data (for checkpoints)."""
+        r = self._pending
+        if r is None:
+            return {"pending": None}
+        return {"pending": [r.source, r.seq, r.raw, r.content, r.fields, r.ts, r.label, list(r.flags), r.host],
+                "lines": self._pending_lines}
+
+    def load_state(self, d: dict) -> None:
+        p = d["pending"]
+        if p is None:
+            self._pending, self._pending_lines = None, 0
+            return
+        source, seq, raw, content, fields, ts, label, flags, host = p
+        self._pending = LogRecord(source, seq, raw, content, fields, ts, label, tuple(flags), host)
+        self._pending_lines = d["lines"]
+
     def flush(self) -> list[LogRecord | DeadLetter]:
         """Emit the pending record (end of input, or an idle partition)."""
         rec, self._pending = self._pending, None

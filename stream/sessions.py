@@ -90,6 +90,28 @@ class Session:
         return [(tid, tpl, n) for tid, (tpl, n) in counts.items()]
 
 
+def session_to_dict(s: Session) -> dict:
+    """A closed session as plain data (the value on the sessions topic); ground truth stays out."""
+    return {"session_id": s.session_id, "source": s.source, "kind": s.kind, "close_reason": s.close_reason,
+            "dropped_lines": s.dropped_lines,
+            "lines": [[ln.seq, ln.ts, ln.raw, ln.template_id, ln.template, ln.label, ln.host] for ln in s.lines]}
+
+
+def session_from_dict(d: dict) -> Session:
+    lines = [SessionLine(seq, ts, raw, tid, tpl, label, -1, host) for seq, ts, raw, tid, tpl, label, host in d["lines"]]
+    return Session(d["session_id"], d["source"], d["kind"], lines, d.get("close_reason", ""), d.get("dropped_lines", 0))
+
+
+def _state_session(s: Session) -> list:
+    return [s.session_id, s.source, s.kind, s.close_reason, s.dropped_lines,
+            [[ln.seq, ln.ts, ln.raw, ln.template_id, ln.template, ln.label, ln.cluster_id, ln.host] for ln in s.lines]]
+
+
+def _load_session(d: list) -> Session:
+    sid, source, kind, reason, dropped, lines = d
+    return Session(sid, source, kind, [SessionLine(*ln) for ln in lines], reason, dropped)
+
+
 @dataclass
 class SessionStats:
     opened: int = 0
@@ -108,6 +130,10 @@ class Sessionizer(Protocol):
 
     def flush(self) -> list[Session]: ...
 
+    def state(self) -> dict: ...
+
+    def load_state(self, d: dict) -> None: ...
+
     @property
     def open_count(self) -> int: ...
 
@@ -118,6 +144,14 @@ class _Base:
             raise ValueError("max_open must be >= 1")
         self.max_open = max_open
         self.stats = SessionStats()
+
+    def _stats_state(self) -> dict:
+        st = self.stats
+        return {"opened": st.opened, "closed": st.closed, "evicted": st.evicted, "unsessioned": st.unsessioned,
+                "by_reason": dict(st.by_reason)}
+
+    def _load_stats(self, d: dict) -> None:
+        self.stats = SessionStats(d["opened"], d["closed"], d["evicted"], d["unsessioned"], dict(d["by_reason"]))
 
     def _closed(self, session: Session, reason: str) -> Session:
         session.close_reason = reason
@@ -221,6 +255,18 @@ class IdSessionizer(_Base):
         self._open.clear()
         return out
 
+    def state(self) -> dict:
+        """Open sessions and counters as plain data (for checkpoints)."""
+        return {"kind": "id", "stats": self._stats_state(), "clock": self._clock,
+                "open": [[src, sid, _state_session(e.session), e.last_ts] for (src, sid), e in self._open.items()],
+                "continued": [list(k) for k in self._continued]}
+
+    def load_state(self, d: dict) -> None:
+        self._load_stats(d["stats"])
+        self._clock = d["clock"]
+        self._open = OrderedDict(((src, sid), _Open(_load_session(sess), last)) for src, sid, sess, last in d["open"])
+        self._continued = OrderedDict((tuple(k), None) for k in d["continued"])
+
 
 class _WindowBase(_Base):
     """Per-source window state, the least recently active source evicted beyond ``max_open``."""
@@ -293,6 +339,16 @@ class CountWindowSessionizer(_WindowBase):
             state[2] = line.ts
         return out
 
+    def state(self) -> dict:
+        return {"kind": "count", "stats": self._stats_state(),
+                "sources": [[src, st[0], [[start, _state_session(sess)] for start, sess in st[1]], st[2]]
+                            for src, st in self._sources.items()]}
+
+    def load_state(self, d: dict) -> None:
+        self._load_stats(d["stats"])
+        self._sources = OrderedDict((src, [index, deque((start, _load_session(sess)) for start, sess in wins), last])
+                                    for src, index, wins, last in d["sources"])
+
     def tick(self, now: float) -> list[Session]:
         out = []
         for state in self._sources.values():
@@ -355,6 +411,16 @@ class TimeWindowSessionizer(_WindowBase):
         if not taken:
             self.stats.unsessioned += 1  # late for every window it belonged to, or none open
         return out
+
+    def state(self) -> dict:
+        return {"kind": "time", "stats": self._stats_state(),
+                "sources": [[src, st[0], [[k, _state_session(sess)] for k, sess in st[1].items()]]
+                            for src, st in self._sources.items()]}
+
+    def load_state(self, d: dict) -> None:
+        self._load_stats(d["stats"])
+        self._sources = OrderedDict((src, [wm, {k: _load_session(sess) for k, sess in wins}])
+                                    for src, wm, wins in d["sources"])
 
     def _expire(self, state: list, now: float) -> list[Session]:
         windows: dict[int, Session] = state[1]

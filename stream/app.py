@@ -1,0 +1,375 @@
+"""The streaming plugin: a Faust app whose agents are the stages of the pipeline.
+
+    <input topic> ─parse─► <prefix>.sessions ─detect─► <prefix>.escalations ─explain─► <prefix>.alerts
+         │                      (R-Log-fast, batched)          (R-Log)                     ▲
+         └─► <prefix>.dead-letters                  └── abnormal, not escalated ───────────┘
+
+Each stage reads a topic as a consumer group, so CPU parsers and GPU model workers scale
+on their own (``rlog run --role``). The logic is the plain-Python pipeline and cascade;
+this module only moves bytes between topics, batches, acknowledges and measures.
+
+Delivery is at-least-once: an input event is acknowledged (and its offset committed) only
+after what it produced was delivered and, for the parse role, after a checkpoint of the
+parser state covering it was written to ``<prefix>.parse-state``. A restarted worker
+restores that state and skips input it already holds, so no session is lost; sessions
+replayed after a crash carry the same ids and yield the same alert ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from rlog.config import RlogConfig
+from rlog.prompts import FastAnswer
+from stream.cascade import Cascade, needs_escalation
+from stream.metrics import WorkerMetrics
+from stream.pipeline import Pipeline
+from stream.records import DeadLetter, decode_line
+from stream.sessions import Session, session_from_dict, session_to_dict
+
+log = logging.getLogger(__name__)
+
+ROLES = ("parse", "detect", "explain")
+
+
+def topic_names(cfg: RlogConfig) -> dict[str, str]:
+    p = cfg.stream.prefix
+    return {"input": cfg.stream.input_topic, "sessions": f"{p}.sessions", "escalations": f"{p}.escalations",
+            "alerts": f"{p}.alerts", "dead_letters": f"{p}.dead-letters", "state": f"{p}.parse-state"}
+
+
+def faust_broker_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip())
+
+
+def dead_letter_value(d: DeadLetter, stage: str, where: dict[str, Any]) -> bytes:
+    return orjson.dumps({"stage": stage, "reason": d.reason, "source": d.source, **where, "raw": d.raw[:65536]})
+
+
+class PartitionState:
+    """Parser + sessionizer state of one input partition, with its event clock.
+
+    ``offset`` is the last input offset folded into this state: after a restore, events at
+    or below it are skipped (they are already in the state).
+    """
+
+    def __init__(self, cfg: RlogConfig) -> None:
+        from stream.checkpoint import config_fingerprint
+
+        self.pipe = Pipeline(cfg)
+        self.fingerprint = config_fingerprint(cfg)
+        self.offset = -1
+        self.event_ts: float | None = None
+        self.wall = time.monotonic()
+        self.dirty = False
+
+    def now(self) -> float | None:
+        """Event time now: the last event's time advanced by the wall time since (idle partitions)."""
+        if self.event_ts is None:
+            return None
+        return self.event_ts + (time.monotonic() - self.wall)
+
+
+def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, fast=None, full=None,
+              datadir: str | Path | None = None):
+    """The Faust app for ``roles``; model backends are loaded lazily unless given."""
+    import faust
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    roles = tuple(roles)
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}: use {', '.join(ROLES)}")
+    sc = cfg.stream
+    names = topic_names(cfg)
+    if datadir is None:
+        from rlog.models import cache_dir
+
+        datadir = cache_dir() / "faust"
+    app = faust.App(
+        sc.app_id, broker=faust_broker_url(bootstrap), store="memory://", autodiscover=False,
+        datadir=str(datadir), web_enabled=True, web_port=sc.web_port, web_bind="0.0.0.0",
+        topic_partitions=sc.partitions, topic_replication_factor=1, consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0, stream_buffer_maxsize=sc.buffer_maxsize, producer_acks=-1,
+        key_serializer="raw", value_serializer="raw", **_credentials(),
+    )
+    metrics = WorkerMetrics()
+    app.rlog_metrics = metrics  # type: ignore[attr-defined]
+    pool = concurrent.futures.ThreadPoolExecutor(sc.model_threads, thread_name_prefix="rlog-model")
+    topics = {k: app.topic(v, key_type=bytes, value_type=bytes, partitions=sc.partitions if k != "state" else 1)
+              for k, v in names.items()}
+    health: dict[str, Any] = {"roles": list(roles), "started": time.time(), "model_failing": False}
+    cascade_box: dict[str, Cascade] = {}
+
+    def cascade() -> Cascade:
+        if "c" not in cascade_box:
+            from rlog.backends import load_backend
+
+            f = fast or (load_backend(cfg.cascade.fast) if "detect" in roles else None)
+            e = full
+            if e is None and "explain" in roles and cfg.cascade.escalate:
+                same = cfg.cascade.full.model_dump(include={"model", "adapter", "backend", "device"}) == \
+                    cfg.cascade.fast.model_dump(include={"model", "adapter", "backend", "device"})
+                e = f if (same and f is not None) else load_backend(cfg.cascade.full)
+            cascade_box["c"] = Cascade(f, e, cfg.cascade)  # type: ignore[arg-type]
+        return cascade_box["c"]
+
+    async def in_pool(fn, *args, **kwargs):
+        return await asyncio.get_running_loop().run_in_executor(pool, lambda: fn(*args, **kwargs))
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> None:
+        fut = await topics[topic].send(key=key, value=value)
+        await fut  # delivered (acks=all) before the input that produced it is acknowledged
+
+    async def publish_alerts(judged) -> None:
+        for a in cascade().alerts(judged):
+            await send("alerts", a.alert_id.encode(), a.to_json())
+            metrics.alerts.inc()
+
+    async def with_model(stage: str, fn, *args, **kwargs):
+        """Run a model call in the pool; when the backend keeps failing, wait and retry (nothing dropped)."""
+        from rlog.backends.base import BackendError
+
+        delay = 1.0
+        while True:
+            t0 = time.perf_counter()
+            try:
+                out = await in_pool(fn, *args, **kwargs)
+                health["model_failing"] = False
+                metrics.model_latency.labels(stage).observe(time.perf_counter() - t0)
+                return out
+            except BackendError as e:
+                health["model_failing"] = True
+                metrics.model_errors.labels(stage).inc()
+                log.error("%s model failing after retries (%s); retrying this batch in %.0fs — input is held, "
+                          "consumer lag grows, nothing is dropped", stage, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    # ------------------------------------------------------------------ parse
+    if "parse" in roles:
+        from stream.checkpoint import restore_states, snapshot_state
+
+        states: dict[int, PartitionState] = {}
+        restored: dict[int, PartitionState] = {}
+        loaded = {"done": False}
+        last_checkpoint = {"t": time.monotonic()}
+        pending_acks: list = []
+        parse_stream: dict[str, Any] = {}
+
+        def state_for(partition: int) -> PartitionState:
+            st = states.get(partition)
+            if st is None:
+                if not loaded["done"]:
+                    restored.update(restore_states(bootstrap, names["state"], cfg))
+                    loaded["done"] = True
+                st = restored.pop(partition, None) or PartitionState(cfg)
+                if st.offset >= 0:
+                    log.info("partition %d: restored parser state at offset %d (%d templates, %d open sessions)",
+                             partition, st.offset, sum(len(t) for t in st.pipe.templates().values()),
+                             st.pipe.sessionizer.open_count)
+                states[partition] = st
+            return st
+
+        async def emit(sessions: list[Session], dead: list[DeadLetter], partition: int) -> None:
+            for s in sessions:
+                await send("sessions", s.session_id.encode(), orjson.dumps(session_to_dict(s)))
+            metrics.sessions.inc(len(sessions))
+            for d in dead:
+                await send("dead_letters", d.source.encode(),
+                           dead_letter_value(d, "parse", {"topic": names["input"], "partition": partition,
+                                                          "offset": d.seq}))
+                metrics.dead_letters.labels("parse").inc()
+                metrics.parse_errors.labels(d.reason.split(" (")[0]).inc()
+
+        async def checkpoint(stream, force: bool = False) -> None:
+            if not pending_acks:
+                return
+            if not force and time.monotonic() - last_checkpoint["t"] < sc.state_interval_s:
+                return
+            for partition, st in states.items():
+                if st.dirty:
+                    await send("state", str(partition).encode(), snapshot_state(st))
+                    st.dirty = False
+                    metrics.checkpoints.inc()
+            for ev in pending_acks:
+                await stream.ack(ev)
+            pending_acks.clear()
+            last_checkpoint["t"] = time.monotonic()
+
+        def refresh_gauges() -> None:
+            metrics.templates.set(sum(len(t) for st in states.values() for t in st.pipe.templates().values()))
+            metrics.open_sessions.set(sum(st.pipe.sessionizer.open_count for st in states.values()))
+
+        @app.agent(topics["input"], name="rlog.parse")
+        async def parse(stream):
+            parse_stream["s"] = stream
+            async for events in stream.noack_take(sc.take_max, within=sc.take_within_s):
+                metrics.batch_size.labels("parse").observe(len(events))
+                for ev in events:
+                    msg = ev.message
+                    st = state_for(msg.partition)
+                    if msg.offset <= st.offset:  # already folded into the restored state
+                        pending_acks.append(ev)
+                        continue
+                    raw = ev.value if isinstance(ev.value, bytes) else str(ev.value).encode()
+                    source = ev.key.decode("utf-8", "replace") if ev.key else f"{msg.topic}-{msg.partition}"
+                    line = decode_line(raw, msg.offset, cfg.parse.max_line_chars)
+                    evicted, records = st.pipe.sessionizer.stats.evicted, st.pipe.stats.records
+                    sessions, dead = st.pipe.feed(source, line)
+                    metrics.evictions.inc(st.pipe.sessionizer.stats.evicted - evicted)
+                    metrics.records.inc(st.pipe.stats.records - records)
+                    st.offset, st.dirty = msg.offset, True
+                    if st.pipe.last_ts is not None and st.pipe.last_ts != st.event_ts:
+                        st.event_ts, st.wall = st.pipe.last_ts, time.monotonic()
+                    metrics.lines.inc()
+                    await emit(sessions, dead, msg.partition)
+                    pending_acks.append(ev)
+                refresh_gauges()
+                await checkpoint(stream)
+
+        @app.timer(interval=1.0)
+        async def parse_tick() -> None:
+            """Close sessions of idle partitions (timeouts, time windows) and checkpoint."""
+            for partition, st in list(states.items()):
+                now = st.now()
+                if now is None:
+                    continue
+                closed = st.pipe.tick(now)
+                if closed:
+                    st.dirty = True
+                    await emit(closed, [], partition)
+            refresh_gauges()
+            if "s" in parse_stream:
+                await checkpoint(parse_stream["s"])
+
+    # ------------------------------------------------------------------ detect
+    if "detect" in roles:
+        fast_batch = cfg.cascade.fast.batch_size
+
+        @app.agent(topics["sessions"], name="rlog.detect")
+        async def detect(stream):
+            async for events in stream.noack_take(fast_batch * 4, within=cfg.cascade.max_wait_s):
+                metrics.batch_size.labels("detect").observe(len(events))
+                sessions, ok_events = [], []
+                for ev in events:
+                    try:
+                        sessions.append(session_from_dict(orjson.loads(ev.value)))
+                        ok_events.append(ev)
+                    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                        await send("dead_letters", ev.key, orjson.dumps(
+                            {"stage": "detect", "reason": f"unreadable session record ({e})",
+                             "topic": ev.message.topic, "partition": ev.message.partition,
+                             "offset": ev.message.offset, "raw": bytes(ev.value or b"")[:65536].decode("utf-8", "replace")}))
+                        metrics.dead_letters.labels("detect").inc()
+                        await stream.ack(ev)
+                if sessions:
+                    c = cascade()
+                    escalate = cfg.cascade.escalate  # the explain role may run in another process
+                    hits0 = c.stats.cache_hits
+                    judged = await with_model("fast", c.judge, sessions, escalate=False)
+                    metrics.cache_lookups.labels("fast").inc(len(sessions))
+                    metrics.cache_hits.labels("fast").inc(c.stats.cache_hits - hits0)
+                    plain = []
+                    for s, d, was_cached in judged:
+                        metrics.verdicts.labels("fast", d.fast.verdict or "unreadable").inc()
+                        if escalate and needs_escalation(d.fast, cfg.cascade.escalate_below):
+                            await send("escalations", s.session_id.encode(), orjson.dumps(
+                                {"session": session_to_dict(s), "fast": asdict(d.fast), "fast_ms": d.fast_ms}))
+                            metrics.escalations.inc()
+                        else:
+                            plain.append((s, d, was_cached))
+                    await publish_alerts(plain)
+                for ev in ok_events:
+                    await stream.ack(ev)
+
+    # ------------------------------------------------------------------ explain
+    if "explain" in roles:
+        @app.agent(topics["escalations"], name="rlog.explain")
+        async def explain(stream):
+            async for events in stream.noack_take(cfg.cascade.full.batch_size, within=cfg.cascade.max_wait_s):
+                metrics.batch_size.labels("explain").observe(len(events))
+                items = []
+                for ev in events:
+                    try:
+                        d = orjson.loads(ev.value)
+                        items.append((session_from_dict(d["session"]), FastAnswer(**d["fast"]), float(d["fast_ms"])))
+                    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                        await send("dead_letters", ev.key, orjson.dumps(
+                            {"stage": "explain", "reason": f"unreadable escalation record ({e})",
+                             "topic": ev.message.topic, "partition": ev.message.partition,
+                             "offset": ev.message.offset, "raw": bytes(ev.value or b"")[:65536].decode("utf-8", "replace")}))
+                        metrics.dead_letters.labels("explain").inc()
+                if items:
+                    c = cascade()
+                    judged = await with_model("full", c.explain, items)
+                    for _, d, _ in judged:
+                        metrics.verdicts.labels("full", d.verdict).inc()
+                    await publish_alerts(judged)
+                for ev in events:
+                    await stream.ack(ev)
+
+    # ------------------------------------------------------------------ observability
+    @app.timer(interval=5.0)
+    async def measure_lag() -> None:
+        consumer = getattr(app, "_consumer", None)
+        if consumer is None:
+            return
+        try:
+            for tp in consumer.assignment():
+                hw = consumer.highwater(tp)
+                pos = await consumer.position(tp)
+                if hw is not None and pos is not None:
+                    metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - pos))
+        except Exception as e:  # lag is best effort; never let it stop the worker
+            log.debug("lag measurement failed: %s", e)
+
+    @app.page("/metrics")
+    async def metrics_page(web, request):
+        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/health")
+    async def health_page(web, request):
+        status = "degraded" if health["model_failing"] else "ok"
+        body = {"status": status, **health, "uptime_s": round(time.time() - health["started"], 1),
+                "topics": names}
+        return web.json(body, status=200 if status == "ok" else 503)
+
+    app.rlog_topics = names  # type: ignore[attr-defined]
+    return app
+
+
+def _credentials() -> dict[str, Any]:
+    """SASL/SSL for real clusters, from the RLOG_KAFKA_* variables (see stream.kafka_io)."""
+    import ssl
+
+    import faust
+
+    from stream.kafka_io import security_settings
+
+    s = security_settings()
+    proto = s.get("security_protocol", "PLAINTEXT").upper()
+    if proto == "PLAINTEXT":
+        return {}
+    ctx = None
+    if "SSL" in proto:
+        ctx = ssl.create_default_context(cafile=s.get("ssl_cafile"))
+        if s.get("ssl_certfile"):
+            ctx.load_cert_chain(s["ssl_certfile"], s.get("ssl_keyfile"))
+        if s.get("ssl_check_hostname") is False:
+            ctx.check_hostname = False
+    if proto.startswith("SASL"):
+        mech = s.get("sasl_mechanism", "PLAIN")
+        return {"broker_credentials": faust.SASLCredentials(
+            username=s.get("sasl_plain_username"), password=s.get("sasl_plain_password"), ssl_context=ctx,
+            mechanism=mech)}
+    return {"broker_credentials": ctx}

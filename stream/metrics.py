@@ -1,0 +1,43 @@
+"""Prometheus metrics of a worker: one registry per app, served on /metrics.
+
+Counters for volumes (lines, parse errors, dead letters, sessions, escalations, alerts),
+gauges for state (templates, open sessions, consumer lag), histograms for batch sizes and
+model latency per stage. A registry per app (not the process-global one) keeps several
+apps in one process, as in tests, from colliding.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_BATCH = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+_LATENCY = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class WorkerMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.lines = Counter("rlog_lines", "raw log lines consumed", registry=r)
+        self.records = Counter("rlog_records", "log records parsed (after multi-line merge)", registry=r)
+        self.parse_errors = Counter("rlog_parse_errors", "lines that could not be parsed, by reason", ["reason"],
+                                    registry=r)
+        self.dead_letters = Counter("rlog_dead_letters", "records sent to the dead-letter topic", ["stage"], registry=r)
+        self.templates = Gauge("rlog_templates", "Drain3 templates held by this worker", registry=r)
+        self.open_sessions = Gauge("rlog_open_sessions", "sessions open in this worker", registry=r)
+        self.evictions = Counter("rlog_session_evictions", "sessions closed early at the open-session bound", registry=r)
+        self.sessions = Counter("rlog_sessions", "sessions closed and published", registry=r)
+        self.batch_size = Histogram("rlog_batch_size", "events per processed batch", ["stage"], buckets=_BATCH,
+                                    registry=r)
+        self.model_latency = Histogram("rlog_model_latency_seconds", "model call latency per batch", ["stage"],
+                                       buckets=_LATENCY, registry=r)
+        self.verdicts = Counter("rlog_verdicts", "session verdicts", ["stage", "verdict"], registry=r)
+        self.cache_hits = Counter("rlog_cache_hits", "sessions served from the verdict cache", ["stage"], registry=r)
+        self.cache_lookups = Counter("rlog_cache_lookups", "sessions looked up in the verdict cache", ["stage"],
+                                     registry=r)
+        self.escalations = Counter("rlog_escalations", "sessions sent to the full model", registry=r)
+        self.alerts = Counter("rlog_alerts", "alerts published", registry=r)
+        self.model_errors = Counter("rlog_model_errors", "model calls that failed after all retries", ["stage"],
+                                    registry=r)
+        self.checkpoints = Counter("rlog_state_checkpoints", "parser state checkpoints written", registry=r)
+        self.lag = Gauge("rlog_consumer_lag", "records behind the end of each input partition", ["topic", "partition"],
+                         registry=r)

@@ -1,0 +1,56 @@
+"""`rlog run`: start a worker (all roles, or some) against a broker, or an embedded one."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+from rlog.config import RlogConfig
+from stream.app import ROLES, build_app, topic_names
+from stream.broker import EmbeddedBroker
+from stream.kafka_io import BROKER_ENV, check_reachable, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def resolve_bootstrap(cfg: RlogConfig, broker: str | None) -> str | None:
+    """--broker, else $RLOG_KAFKA_BROKER, else stream.broker; None means 'start an embedded one'."""
+    return broker or os.environ.get(BROKER_ENV) or cfg.stream.broker
+
+
+def create_topics(cfg: RlogConfig, bootstrap: str) -> None:
+    """The input and internal topics, if missing (the parse-state topic has one partition)."""
+    names = topic_names(cfg)
+    ensure_topics(bootstrap, {name: (1 if key == "state" else cfg.stream.partitions) for key, name in names.items()})
+
+
+def run_worker(cfg: RlogConfig, roles: Sequence[str] = ROLES, broker: str | None = None, *,
+               loglevel: str = "warning") -> int:
+    """Run until SIGINT/SIGTERM; returns the exit code."""
+    import faust
+
+    bootstrap = resolve_bootstrap(cfg, broker)
+    embedded = None
+    if bootstrap is None:
+        embedded = EmbeddedBroker().start()
+        bootstrap = embedded.bootstrap
+        print(f"rlog run: no --broker or ${BROKER_ENV}: started an embedded Kafka-protocol broker (tansu) on "
+              f"{bootstrap}", flush=True)
+    else:
+        check_reachable(bootstrap)
+    try:
+        create_topics(cfg, bootstrap)
+        app = build_app(cfg, bootstrap, roles)
+        names = topic_names(cfg)
+        print(f"rlog run: roles {', '.join(roles)}; reading {names['input']}, alerts to {names['alerts']}, "
+              f"dead letters to {names['dead_letters']}; health and metrics on :{cfg.stream.web_port}", flush=True)
+        worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as e:
+            return int(e.code or 0)
+        return 0
+    finally:
+        if embedded is not None:
+            embedded.stop()
