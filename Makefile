@@ -8,7 +8,7 @@ SIM     ?= $(OUT)/sim
 # The embedded default: a simulated estate with faults and look-alikes injected (seeded).
 SIM_ARGS ?= --lines 1200 --seed 7 --rate 3 --fault-gap 20 --benign-gap 40 --warmup 10
 
-.PHONY: install demo demo-bgl test lint clean
+.PHONY: install demo demo-offline demo-bgl test lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -23,10 +23,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# Main job: simulate a small estate with injected incidents, then run the whole cascade over
-# it on CPU and score it against the ground truth. `make demo DEMO_LOG=app.log FORMAT=syslog`
-# analyzes your own file instead.
+# Main job: the streaming plugin end to end on this machine. Simulates a small estate with
+# injected incidents, starts an embedded Kafka-protocol broker and a worker, replays the logs
+# through Kafka, prints alerts as they arrive and a summary against the ground truth, stops.
 demo: install
+	@mkdir -p $(OUT)
+	$(BIN)/rlog demo --out $(OUT)/demo
+
+# The same cascade offline (no Kafka), on the simulator or on your own file:
+# `make demo-offline DEMO_LOG=app.log FORMAT=syslog`.
+demo-offline: install
 	@mkdir -p $(OUT)
 ifdef DEMO_LOG
 	$(BIN)/rlog analyze $(DEMO_LOG) --format $(or $(FORMAT),raw) \
@@ -36,7 +42,6 @@ else
 	$(BIN)/rlog analyze $(SIM) --alerts $(OUT)/alerts.jsonl --report $(OUT)/report.json \
 		--dead-letters $(OUT)/dead_letters.jsonl
 endif
-	@echo "alerts: $(OUT)/alerts.jsonl   report: $(OUT)/report.json"
 
 # The same cascade over real labelled logs: Loghub BGL 2k from ../shared/data.
 demo-bgl: install

@@ -326,6 +326,17 @@ def cmd_replay(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(a: argparse.Namespace) -> int:
+    from rlog.sim.engine import SimConfig
+    from stream.demo import run_demo
+
+    cfg = load_config(a.config, overrides=_overrides(a))
+    sim = SimConfig(seed=a.seed, lines=a.lines, rate=a.rate, fault_gap_s=a.fault_gap, benign_gap_s=a.benign_gap,
+                    warmup_s=a.warmup)
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    return run_demo(cfg, sim, a.out)
+
+
 def cmd_formats(a: argparse.Namespace) -> int:
     from stream.formats import PRESETS
 
@@ -425,6 +436,21 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--app-id", help="consumer group / app id (default rlog)")
     rn.add_argument("--web-port", type=int, help="health + /metrics port (default 6066)")
     rn.set_defaults(func=cmd_run)
+
+    dm = sub.add_parser("demo", help="the whole plugin on this machine: embedded broker, worker, simulated incidents",
+                        description="Simulate a small estate with injected incidents, start an embedded Kafka-protocol "
+                                    "broker and a worker, replay the logs through it, print alerts as they arrive and "
+                                    "a summary scored against the ground truth, then stop everything.")
+    _add_config_flags(dm)
+    _add_pipeline_flags(dm)
+    dm.add_argument("--out", "-o", default="out/demo", help="folder for the simulation, alerts and worker log")
+    dm.add_argument("--lines", type=int, default=1200, help="simulated lines (default 1200)")
+    dm.add_argument("--seed", type=int, default=7)
+    dm.add_argument("--rate", type=float, default=3.0, help="simulated lines per second (default 3)")
+    dm.add_argument("--fault-gap", type=float, default=20.0, help="mean seconds between faults (default 20)")
+    dm.add_argument("--benign-gap", type=float, default=40.0, help="mean seconds between look-alikes (default 40)")
+    dm.add_argument("--warmup", type=float, default=10.0, help="normal traffic before the first incident")
+    dm.set_defaults(func=cmd_demo)
 
     rp = sub.add_parser("replay", help="replay a log file into a Kafka topic",
                         description="Produce every line of FILE (or a `rlog simulate` folder) to TOPIC, paced by "

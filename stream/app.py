@@ -321,11 +321,11 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
     # ------------------------------------------------------------------ observability
     @app.timer(interval=5.0)
     async def measure_lag() -> None:
-        consumer = getattr(app, "_consumer", None)
-        if consumer is None:
-            return
         try:
+            consumer = app.consumer
             for tp in consumer.assignment():
+                if tp.topic == names["state"]:
+                    continue
                 hw = consumer.highwater(tp)
                 pos = await consumer.position(tp)
                 if hw is not None and pos is not None:
