@@ -324,14 +324,14 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         try:
             consumer = app.consumer
             for tp in consumer.assignment():
-                if tp.topic == names["state"]:
+                if tp.topic == names["state"] or tp.topic.endswith("__assignor-__leader"):
                     continue
                 hw = consumer.highwater(tp)
                 pos = await consumer.position(tp)
                 if hw is not None and pos is not None:
                     metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - pos))
         except Exception as e:  # lag is best effort; never let it stop the worker
-            log.debug("lag measurement failed: %s", e)
+            log.debug("lag measurement failed: %r", e)
 
     @app.page("/metrics")
     async def metrics_page(web, request):

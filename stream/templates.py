@@ -9,6 +9,7 @@ text everywhere: we use a hash of the template text.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from drain3 import TemplateMiner
@@ -17,6 +18,9 @@ from drain3.memory_buffer_persistence import MemoryBufferPersistence
 from drain3.template_miner_config import TemplateMinerConfig
 
 from stream.formats import LogFormat
+
+# Drain3 logs every snapshot at INFO; checkpoints happen every few seconds in the stream.
+logging.getLogger("drain3.template_miner").setLevel(logging.WARNING)
 
 WILDCARD = "<*>"
 

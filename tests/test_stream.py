@@ -126,7 +126,7 @@ def test_lines_in_alerts_out_with_health_and_metrics(broker, sim_dir, tiny_model
         assert values["rlog_alerts_total"] == len(want)
         assert values["rlog_templates"] > 20 and values["rlog_escalations_total"] > 0
         assert "rlog_model_latency_seconds_bucket" in text
-        assert any(k.startswith("rlog_consumer_lag{topic=") for k in values)  # measured per partition
+        assert any(k.startswith("rlog_consumer_lag{") and "e2e.raw" in k for k in values)  # per input partition
     finally:
         stop(proc)
     assert proc.returncode is not None
