@@ -338,7 +338,7 @@ class Cascade:
                 continue
             key = sequence_key(sequence_of(s))
             full = d.full if d.full is not None and d.full.ok else None
-            models = {"fast": self.fast.model_id}
+            models = {"fast": self.fast.model_id if self.fast is not None else self.cfg.fast.model}
             if d.full is not None and self.full is not None:
                 models["full"] = self.full.model_id
             out.append(Alert(

@@ -25,6 +25,25 @@ def create_topics(cfg: RlogConfig, bootstrap: str) -> None:
     ensure_topics(bootstrap, {name: (1 if key == "state" else cfg.stream.partitions) for key, name in names.items()})
 
 
+def load_models(cfg: RlogConfig, roles: Sequence[str]):
+    """Load the backends the roles need before joining the group: a missing model is a clear
+    error at start, not a crash loop on the first batch."""
+    from rlog.backends import load_backend
+
+    fast = full = None
+    if "detect" in roles:
+        log.info("loading R-Log-fast: %s", cfg.cascade.fast.model)
+        fast = load_backend(cfg.cascade.fast)
+    if "explain" in roles and cfg.cascade.escalate:
+        keys = {"model", "adapter", "backend", "device"}
+        if fast is not None and cfg.cascade.full.model_dump(include=keys) == cfg.cascade.fast.model_dump(include=keys):
+            full = fast
+        else:
+            log.info("loading R-Log: %s", cfg.cascade.full.model)
+            full = load_backend(cfg.cascade.full)
+    return fast, full
+
+
 def run_worker(cfg: RlogConfig, roles: Sequence[str] = ROLES, broker: str | None = None, *,
                loglevel: str = "warning") -> int:
     """Run until SIGINT/SIGTERM; returns the exit code."""
@@ -40,8 +59,9 @@ def run_worker(cfg: RlogConfig, roles: Sequence[str] = ROLES, broker: str | None
     else:
         check_reachable(bootstrap)
     try:
+        fast, full = load_models(cfg, roles)
         create_topics(cfg, bootstrap)
-        app = build_app(cfg, bootstrap, roles)
+        app = build_app(cfg, bootstrap, roles, fast=fast, full=full)
         names = topic_names(cfg)
         print(f"rlog run: roles {', '.join(roles)}; reading {names['input']}, alerts to {names['alerts']}, "
               f"dead letters to {names['dead_letters']}; health and metrics on :{cfg.stream.web_port}", flush=True)

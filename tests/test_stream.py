@@ -249,3 +249,10 @@ def test_demo_runs_the_whole_plugin_and_stops_cleanly(tiny_model_dir, tmp_path):
     assert f"{len(rows)} sessions judged" in r.stdout
     assert "worker and broker stopped" in r.stdout
     assert (out / "alerts.jsonl").exists() and (out / "worker.log").stat().st_size > 0
+
+
+def test_missing_model_is_a_clear_error_before_joining(broker, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "rlog.cli", "run", "--broker", broker.bootstrap,
+                        "--fast-model", str(tmp_path / "no-such-model")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "rlog: error:" in r.stderr and "no-such-model" in r.stderr
