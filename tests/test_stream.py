@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
@@ -256,3 +257,64 @@ def test_missing_model_is_a_clear_error_before_joining(broker, tmp_path):
                         "--fast-model", str(tmp_path / "no-such-model")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr[-2000:]
     assert "rlog: error:" in r.stderr and "no-such-model" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def short_context_model(tmp_path_factory):
+    """A real GPT-2-architecture model whose 64-position window is shorter than any session prompt:
+    it loads, and every generation fails the way an overloaded or misconfigured server does."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from rlog.models import builtin_gguf, load_gguf_tokenizer
+
+    out = tmp_path_factory.mktemp("gpt2-64")
+    tok = load_gguf_tokenizer(builtin_gguf())
+    cfg = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2,
+                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_failing_model_holds_input_with_backoff_and_bounded_buffers(broker, sim_dir, short_context_model, tmp_path):
+    cfg_path, cfg = worker_config(tmp_path, short_context_model, "fail", buffer_maxsize=16)
+    c = yaml.safe_load(cfg_path.read_text())
+    c["cascade"].update(retries=1, retry_backoff_s=0.1)
+    cfg_path.write_text(yaml.safe_dump(c))
+    log = tmp_path / "worker.log"
+    proc = start_worker(broker.bootstrap, cfg_path, log)
+    try:
+        produce_sim(broker.bootstrap, "fail.raw", sim_dir)
+        port = cfg["stream"]["web_port"]
+        deadline = time.monotonic() + 150
+        values: dict[str, float] = {}
+        health_code = None
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+                health_code = 200
+            except urllib.error.HTTPError as e:
+                health_code = e.code
+            except OSError:
+                pass
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+                values = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
+                          if ln and not ln.startswith("#")}
+            except OSError:
+                pass
+            lag = sum(v for k, v in values.items() if k.startswith("rlog_consumer_lag{") and "fail.sessions" in k)
+            if health_code == 503 and values.get('rlog_model_errors_total{stage="fast"}', 0) >= 2 and lag > 0:
+                break
+            time.sleep(2)
+        text_log = log.read_text(errors="replace")
+        assert health_code == 503, text_log[-3000:]  # /health says degraded
+        assert values['rlog_model_errors_total{stage="fast"}'] >= 2  # retried, not given up
+        assert "retrying this batch" in text_log and "nothing is dropped" in text_log
+        assert lag > 0  # the buffer is bounded: sessions wait in Kafka, lag grows
+        assert values.get("rlog_alerts_total", 0) == 0
+        assert read_topic(broker.bootstrap, "fail.dead-letters", timeout_s=5) == []  # held, not dead-lettered
+    finally:
+        stop(proc)

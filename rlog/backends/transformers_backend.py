@@ -96,10 +96,17 @@ class TransformersBackend:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if params.stop:
             kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
+        window = getattr(self.model.config, "max_position_embeddings", None) or getattr(self.model.config,
+                                                                                         "n_positions", None)
+        need = enc["input_ids"].shape[1] + params.max_new_tokens
+        if window and need > window:
+            raise BackendError(f"prompt of {enc['input_ids'].shape[1]} tokens + {params.max_new_tokens} new tokens exceeds "
+                               f"the {window}-token context of {self.model_id}; lower cascade.max_prompt_templates "
+                               "or max_new_tokens, or use a model with a longer context")
         with self._lock, torch.inference_mode():
             try:
                 out = self.model.generate(**enc, **kwargs)
-            except RuntimeError as e:
+            except (RuntimeError, IndexError, ValueError) as e:
                 raise BackendError(f"generation failed on {self.model_id}: {e}") from e
             scores = None
             if params.logprobs:
