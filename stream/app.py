@@ -95,8 +95,12 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         from rlog.models import cache_dir
 
         datadir = cache_dir() / "faust"
+    # One consumer group per role set: workers running the same roles share partitions, and
+    # a parse-only fleet and a model fleet scale apart. (Do not mix all-role and single-role
+    # workers on one input: both groups would read it.)
+    group = sc.app_id if set(roles) == set(ROLES) else f"{sc.app_id}.{'+'.join(r for r in ROLES if r in roles)}"
     app = faust.App(
-        sc.app_id, broker=faust_broker_url(bootstrap), store="memory://", autodiscover=False,
+        group, broker=faust_broker_url(bootstrap), store="memory://", autodiscover=False,
         datadir=str(datadir), web_enabled=True, web_port=sc.web_port, web_bind="0.0.0.0",
         topic_partitions=sc.partitions, topic_replication_factor=1, consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0, stream_buffer_maxsize=sc.buffer_maxsize, producer_acks=-1,
@@ -129,6 +133,14 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
     async def send(topic: str, key: bytes | None, value: bytes) -> None:
         fut = await topics[topic].send(key=key, value=value)
         await fut  # delivered (acks=all) before the input that produced it is acknowledged
+
+    async def dead_letter_event(stage: str, ev, reason: str) -> None:
+        """An internal-topic record no stage can read (written by another version, or corrupted)."""
+        m = ev.message
+        raw = bytes(ev.value or b"")[:65536].decode("utf-8", "replace")
+        await send("dead_letters", ev.key, orjson.dumps({"stage": stage, "reason": reason, "topic": m.topic,
+                                                         "partition": m.partition, "offset": m.offset, "raw": raw}))
+        metrics.dead_letters.labels(stage).inc()
 
     async def publish_alerts(judged) -> None:
         for a in cascade().alerts(judged):
@@ -266,11 +278,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                         sessions.append(session_from_dict(orjson.loads(ev.value)))
                         ok_events.append(ev)
                     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                        await send("dead_letters", ev.key, orjson.dumps(
-                            {"stage": "detect", "reason": f"unreadable session record ({e})",
-                             "topic": ev.message.topic, "partition": ev.message.partition,
-                             "offset": ev.message.offset, "raw": bytes(ev.value or b"")[:65536].decode("utf-8", "replace")}))
-                        metrics.dead_letters.labels("detect").inc()
+                        await dead_letter_event("detect", ev, f"unreadable session record ({e})")
                         await stream.ack(ev)
                 if sessions:
                     c = cascade()
@@ -304,11 +312,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                         d = orjson.loads(ev.value)
                         items.append((session_from_dict(d["session"]), FastAnswer(**d["fast"]), float(d["fast_ms"])))
                     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                        await send("dead_letters", ev.key, orjson.dumps(
-                            {"stage": "explain", "reason": f"unreadable escalation record ({e})",
-                             "topic": ev.message.topic, "partition": ev.message.partition,
-                             "offset": ev.message.offset, "raw": bytes(ev.value or b"")[:65536].decode("utf-8", "replace")}))
-                        metrics.dead_letters.labels("explain").inc()
+                        await dead_letter_event("explain", ev, f"unreadable escalation record ({e})")
                 if items:
                     c = cascade()
                     judged = await with_model("full", c.explain, items)

@@ -57,9 +57,10 @@ def worker_config(tmp_path: Path, model_dir: Path, name: str, **stream) -> tuple
     return p, c
 
 
-def start_worker(bootstrap: str, cfg_path: Path, log_path: Path) -> subprocess.Popen:
+def start_worker(bootstrap: str, cfg_path: Path, log_path: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "rlog.cli", "-v", "run", "--broker", bootstrap, "--config", str(cfg_path)],
+    return subprocess.Popen([sys.executable, "-m", "rlog.cli", "-v", "run", "--broker", bootstrap, "--config", str(cfg_path),
+                             *extra],
                             stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
@@ -318,3 +319,23 @@ def test_failing_model_holds_input_with_backoff_and_bounded_buffers(broker, sim_
         assert read_topic(broker.bootstrap, "fail.dead-letters", timeout_s=5) == []  # held, not dead-lettered
     finally:
         stop(proc)
+
+
+def test_roles_run_as_separate_workers(broker, sim_dir, tiny_model_dir, tmp_path):
+    cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "split")
+    want = expected_sessions(sim_dir, cfg)
+    ensure_topics(broker.bootstrap, {"split.raw": 2})
+    cfg["stream"]["web_port"] = free_port()
+    cfg_models = tmp_path / "models.yaml"
+    cfg_models.write_text(yaml.safe_dump(cfg))
+    parser = start_worker(broker.bootstrap, cfg_path, tmp_path / "parse.log", "--role", "parse")
+    models = start_worker(broker.bootstrap, cfg_models, tmp_path / "models.log", "--role", "detect", "--role", "explain")
+    try:
+        produce_sim(broker.bootstrap, "split.raw", sim_dir)
+        alerts = wait_for(broker.bootstrap, "split.alerts", len(want), timeout_s=150)
+        got = {orjson.loads(r.value)["session_id"] for r in alerts}
+        assert got == want, (tmp_path / "models.log").read_text(errors="replace")[-2000:]
+        assert "loading R-Log-fast" not in (tmp_path / "parse.log").read_text(errors="replace")  # parsers load no model
+    finally:
+        stop(parser)
+        stop(models)
