@@ -339,3 +339,34 @@ def test_roles_run_as_separate_workers(broker, sim_dir, tiny_model_dir, tmp_path
     finally:
         stop(parser)
         stop(models)
+
+
+def test_replay_paces_by_log_time_or_rate_and_keys_by_source(broker, sim_dir, tmp_path):
+    from stream.formats import get_format
+    from stream.replay import replay
+
+    slept: list[float] = []
+    now = [0.0]
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    p = make_producer(broker.bootstrap)
+    st = replay(sim_dir / "logs.jsonl", "replay.sim", p, speedup=60, progress=False, sleep=sleep, clock=lambda: now[0])
+    assert st.lines == 600
+    assert sum(slept) == pytest.approx((st.last_ts - st.first_ts) / 60, rel=1e-3)
+    recs = read_topic(broker.bootstrap, "replay.sim", timeout_s=20, max_records=600)
+    assert {r.key for r in recs} == {b"storage", b"compute", b"api", b"syslog"}
+    log = tmp_path / "hdfs.log"
+    log.write_bytes(b"081109 203615 148 INFO dfs.DataNode: a\n081109 203715 148 INFO dfs.DataNode: b\n\xff\xfe raw bytes\n")
+    slept.clear()
+    st = replay(log, "replay.hdfs", p, speedup=10, fmt=get_format("hdfs"), progress=False, sleep=sleep,
+                clock=lambda: now[0])
+    assert st.lines == 3 and sum(slept) == pytest.approx(6.0)  # 60 s of log time at 10x
+    slept.clear()
+    replay(log, "replay.rate", p, rate=2, progress=False, sleep=sleep, clock=lambda: now[0])
+    assert sum(slept) == pytest.approx(1.0)  # 3 lines at 2 lines/s: the last starts 1 s after the first
+    p.close()
+    recs = read_topic(broker.bootstrap, "replay.hdfs", timeout_s=20, max_records=3)
+    assert [r.key for r in recs] == [b"hdfs.log"] * 3 and recs[2].value == b"\xff\xfe raw bytes"  # bytes unchanged
