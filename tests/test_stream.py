@@ -94,12 +94,14 @@ def produce_sim(bootstrap: str, topic: str, sim: Path, start: int = 0, stop_at: 
     return len(lines)
 
 
-def wait_for(bootstrap: str, topic: str, n: int, timeout_s: float = 120) -> list:
+def wait_for(bootstrap: str, topic: str, n: int, timeout_s: float = 120, *, distinct: bool = False) -> list:
+    """Records of ``topic`` once there are ``n`` (``distinct``: ``n`` different keys, since
+    at-least-once delivery may repeat a record)."""
     deadline = time.monotonic() + timeout_s
     recs: list = []
     while time.monotonic() < deadline:
         recs = read_topic(bootstrap, topic, timeout_s=10, idle_s=1)
-        if len(recs) >= n:
+        if (len({r.key for r in recs}) if distinct else len(recs)) >= n:
             return recs
         time.sleep(2)
     return recs
@@ -111,7 +113,7 @@ def test_lines_in_alerts_out_with_health_and_metrics(broker, sim_dir, tiny_model
     proc = start_worker(broker.bootstrap, cfg_path, tmp_path / "worker.log")
     try:
         produce_sim(broker.bootstrap, "e2e.raw", sim_dir)
-        alerts = wait_for(broker.bootstrap, "e2e.alerts", len(want))
+        alerts = wait_for(broker.bootstrap, "e2e.alerts", len(want), distinct=True)
         log = (tmp_path / "worker.log").read_text(errors="replace")
         assert len(alerts) >= len(want), log[-3000:]
         decoded = [orjson.loads(r.value) for r in alerts]
@@ -212,7 +214,7 @@ def test_restart_after_kill_loses_no_session_and_keeps_template_ids(broker, sim_
         stop(first, signal.SIGKILL)  # mid-stream, no clean shutdown
     second = start_worker(broker.bootstrap, cfg_path, log)
     try:
-        alerts = wait_for(broker.bootstrap, "restart.alerts", len(want), timeout_s=150)
+        alerts = wait_for(broker.bootstrap, "restart.alerts", len(want), timeout_s=180, distinct=True)
         sessions = read_topic(broker.bootstrap, "restart.sessions", timeout_s=10)
         text = log.read_text(errors="replace")
         seen = defaultdict(set)
@@ -332,7 +334,7 @@ def test_roles_run_as_separate_workers(broker, sim_dir, tiny_model_dir, tmp_path
     models = start_worker(broker.bootstrap, cfg_models, tmp_path / "models.log", "--role", "detect", "--role", "explain")
     try:
         produce_sim(broker.bootstrap, "split.raw", sim_dir)
-        alerts = wait_for(broker.bootstrap, "split.alerts", len(want), timeout_s=150)
+        alerts = wait_for(broker.bootstrap, "split.alerts", len(want), timeout_s=150, distinct=True)
         got = {orjson.loads(r.value)["session_id"] for r in alerts}
         assert got == want, (tmp_path / "models.log").read_text(errors="replace")[-2000:]
         assert "loading R-Log-fast" not in (tmp_path / "parse.log").read_text(errors="replace")  # parsers load no model
