@@ -52,10 +52,10 @@ def load_snapshot(data: bytes, cfg: RlogConfig):
 
 def restore_states(bootstrap: str, topic: str, cfg: RlogConfig) -> dict:
     """The latest checkpoint of every input partition found on ``topic`` ({} when none)."""
-    from stream.kafka_io import read_topic
+    from stream.kafka_io import read_topic_to_end
 
     latest: dict[int, bytes] = {}
-    for rec in read_topic(bootstrap, topic, timeout_s=20.0, idle_s=1.0):
+    for rec in read_topic_to_end(bootstrap, topic, timeout_s=120.0):
         if rec.key is None:
             continue
         try:

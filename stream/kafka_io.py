@@ -100,6 +100,39 @@ def ensure_topics(bootstrap: str, topics: Mapping[str, int]) -> None:
         admin.close()
 
 
+def read_topic_to_end(bootstrap: str, topic: str, *, timeout_s: float = 60.0) -> list[Any]:
+    """Every record of ``topic`` up to its end offsets at call time: complete, not idle-based.
+
+    Restoring state must not stop early because the broker was slow to answer.
+    """
+    import time
+
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security_settings())
+    try:
+        deadline = time.monotonic() + timeout_s
+        parts = consumer.partitions_for_topic(topic)
+        while parts is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            return []
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(tps)
+        out: list[Any] = []
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end within {timeout_s:.0f}s")
+            for recs in consumer.poll(timeout_ms=500).values():
+                out.extend(recs)
+        return out
+    finally:
+        consumer.close()
+
+
 def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 10.0, max_records: int | None = None,
                idle_s: float = 2.0) -> list[Any]:
     """Every record of ``topic`` from the beginning (assigned consumer, no group): for tests and tools.
