@@ -480,6 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     mp = msub.add_parser("prepare", help="convert the built-in SmolLM2 GGUF to an HF folder in the cache; print its path")
     mp.add_argument("name", nargs="?", default="smollm2-135m-instruct")
     mp.set_defaults(func=cmd_model_prepare)
+
+    from train.cli import add_train_parser
+
+    add_train_parser(sub)
     return p
 
 

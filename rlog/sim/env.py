@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import orjson
 
 from rlog.config import CascadeConfig, RlogConfig, load_config
-from rlog.prompts import ChatPrompt, Mode, check_format, parse_fast, parse_full
+from rlog.prompts import ChatPrompt, Mode
 from rlog.sim.engine import Incident, SimConfig, Simulator
 from rlog.sim.output import analysis_config
 from rlog.sim.scenarios import SCENARIOS
@@ -23,8 +23,7 @@ from stream.pipeline import Pipeline
 from stream.records import Line
 from stream.sessions import Session
 from stream.truth import SessionTruth
-
-PREFILL: dict[str, str] = {"fast": "<answer>", "full": "<think>"}
+from train.rewards import DEFAULT_WEIGHTS, RewardWeights, Score, anomaly_score
 
 
 @dataclass(frozen=True)
@@ -43,56 +42,14 @@ class Episode:
         return prompt_for(self.templates, mode, cfg or CascadeConfig())
 
 
-@dataclass(frozen=True)
-class RewardWeights:
-    """The joint reward of R-Log: format + task. Misses cost more than false alarms (configurable)."""
-
-    format_ok: float = 0.1
-    format_bad: float = -1.0
-    correct: float = 1.0
-    false_alarm: float = -1.0
-    missed_anomaly: float = -1.5
-    category: float = 0.5  # full model: right root-cause category on an abnormal session
-
-
-@dataclass(frozen=True)
-class Score:
-    reward: float
-    format_ok: bool
-    verdict: str | None
-    verdict_correct: bool
-    category: str | None = None
-    category_correct: bool | None = None  # None where no category is asked for
-
-
 def score_answer(completion: str, truth: SessionTruth, mode: Mode, *, prefill: str | None = None,
-                 weights: RewardWeights = RewardWeights()) -> Score:
-    """Reward one model output (the text generated after ``prefill``). Pure; never raises.
+                 weights: RewardWeights = DEFAULT_WEIGHTS) -> Score:
+    """Reward one model output for a simulated session (train.rewards' anomaly reward).
 
-    An unreadable verdict counts as wrong (a miss on abnormal sessions) and as malformed,
-    so RL pushes towards answers the stream can act on first.
+    The session's true root-cause category earns the full model its bonus.
     """
-    prefill = PREFILL[mode] if prefill is None else prefill
-    category = None
-    if mode == "fast":
-        verdict = parse_fast(completion, prefill).verdict
-    else:
-        full = parse_full(completion, prefill)
-        verdict, category = full.verdict, full.category
-    # well formed = the tags in the contract's order and an answer the contract can read
-    fmt_ok = check_format(prefill + completion, mode) and verdict is not None
-    reward = weights.format_ok if fmt_ok else weights.format_bad
-    truth_word = "abnormal" if truth.label else "normal"
-    correct = verdict == truth_word
-    if correct:
-        reward += weights.correct
-    else:
-        reward += weights.missed_anomaly if truth.label else weights.false_alarm
-    cat_ok: bool | None = None
-    if mode == "full" and truth.label:
-        cat_ok = correct and category is not None and category == truth.category
-        reward += weights.category if cat_ok else 0.0
-    return Score(round(reward, 6), fmt_ok, verdict, correct, category, cat_ok)
+    return anomaly_score(completion, "abnormal" if truth.label else "normal", mode,
+                         category=truth.category if truth.label else None, prefill=prefill, weights=weights)
 
 
 def reference_answer(ep: Episode, mode: Mode) -> str:
@@ -138,7 +95,7 @@ class SimEnvironment:
     """
 
     def __init__(self, sim: SimConfig, config: RlogConfig | None = None, *,
-                 weights: RewardWeights = RewardWeights()) -> None:
+                 weights: RewardWeights = DEFAULT_WEIGHTS) -> None:
         self.sim_cfg = sim
         self.config = config or load_config(env={}, base=analysis_config())
         self.weights = weights

@@ -1,0 +1,128 @@
+"""train/ end to end on a tiny random model: SFT, GRPO, resume, eval, export, serving load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlog.backends import GenerationParams, load_backend
+from rlog.cli import main
+from rlog.config import ConfigError, ModelSpec
+from rlog.prompts import session_prompt
+from train.data import Example
+from train.evaluate import score_outputs
+from train.recipe import load_recipe
+
+
+@pytest.fixture(scope="module")
+def recipe_file(tmp_path_factory, tiny_model_dir) -> Path:
+    """The tiny recipe shrunk to seconds: simulator data only, two optimizer steps per stage."""
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "train" / "recipes" / "tiny.yaml").read_text())
+    data.update(name="ci", base_model=str(tiny_model_dir))
+    data["data"].update(sources=["sim"], sim_lines=900, sim_fault_gap_s=15, sim_benign_gap_s=20,
+                        train_caps={"anomaly": 6}, eval_caps={"anomaly": 4})
+    data["sft"].update(max_steps=2, grad_accum=1, save_steps=1, logging_steps=1)
+    data["grpo"].update(max_steps=2, num_generations=2, save_steps=1, max_train_prompts=2, fast_completion_tokens=12,
+                        full_completion_tokens=16)
+    data["eval"].update(batch_size=4, fast_max_new_tokens=8, full_max_new_tokens=16)
+    path = tmp_path_factory.mktemp("recipe") / "ci.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, recipe_file) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    assert main(["train", "sft", "--recipe", str(recipe_file), "--variant", "fast", "--run", str(run)]) == 0
+    assert main(["train", "grpo", "--recipe", str(recipe_file), "--variant", "fast", "--run", str(run)]) == 0
+    return run
+
+
+def test_sft_then_grpo_write_adapters_checkpoints_and_records(trained_run):
+    sft, grpo = trained_run / "fast" / "sft", trained_run / "fast" / "grpo"
+    for stage in (sft, grpo):
+        assert (stage / "final" / "adapter_config.json").is_file()
+        assert (stage / "final" / "adapter_model.safetensors").is_file()
+        assert list(stage.glob("checkpoint-*")), "checkpoints are what --resume continues from"
+    meta = json.loads((grpo / "final" / "rlog_train.json").read_text())
+    assert meta["stage"] == "grpo" and meta["steps"] == 2 and meta["started_from"].endswith("sft/final")
+    assert meta["reward_first"] is not None  # the joint reward was computed on sampled completions
+    sft_meta = json.loads((sft / "final" / "rlog_train.json").read_text())
+    losses = [h["loss"] for h in sft_meta["log_history"] if "loss" in h]
+    assert losses and all(loss == loss for loss in losses)  # finite, logged every step
+
+
+def test_resume_continues_from_the_newest_checkpoint(trained_run, recipe_file, capsys):
+    assert main(["train", "sft", "--recipe", str(recipe_file), "--variant", "fast", "--run", str(trained_run),
+                 "--resume", "--set", "sft.max_steps=3"]) == 0
+    meta = json.loads((trained_run / "fast" / "sft" / "final" / "rlog_train.json").read_text())
+    assert meta["resumed_from"].endswith("checkpoint-2")
+    assert meta["steps"] == 3
+
+
+def test_eval_reports_detection_scores_and_latency(trained_run, recipe_file, capsys):
+    assert main(["train", "eval", "--recipe", str(recipe_file), "--variant", "fast", "--run", str(trained_run),
+                 "--stage", "grpo", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "F1" in out and "s/sample" in out
+    report = json.loads((trained_run / "fast" / "eval-grpo-val.json").read_text())
+    a = report["anomaly"]
+    assert a["n"] == report["examples"] > 0
+    assert a["tp"] + a["fp"] + a["fn"] + a["tn"] == a["n"]
+    assert report["latency"]["per_sample_mean_s"] > 0
+    assert report["model_spec"]["adapter"].endswith("grpo/final")
+
+
+def test_exports_load_through_the_serving_backend(trained_run, recipe_file, tiny_model_dir, tmp_path):
+    adapter_out, merged_out = tmp_path / "adapter", tmp_path / "merged"
+    assert main(["train", "export", "--recipe", str(recipe_file), "--variant", "fast", "--run", str(trained_run),
+                 "--out", str(adapter_out), "--dtype", "float16"]) == 0
+    assert main(["train", "export", "--recipe", str(recipe_file), "--variant", "fast", "--run", str(trained_run),
+                 "--out", str(merged_out), "--merged"]) == 0
+    cfg = json.loads((adapter_out / "adapter_config.json").read_text())
+    assert cfg["base_model_name_or_path"] == str(tiny_model_dir)
+    assert (merged_out / "config.json").is_file() and not (merged_out / "adapter_config.json").exists()
+    prompt = session_prompt(["Receiving block blk_<*> src: <*> dest: <*>"], "fast")
+    params = GenerationParams(6, 0.0, ("</answer>",))
+    via_adapter = load_backend(ModelSpec(model=str(tiny_model_dir), adapter=str(adapter_out))).generate([prompt], params)
+    via_merged = load_backend(ModelSpec(model=str(merged_out))).generate([prompt], params)
+    assert via_adapter[0].completion_tokens > 0
+    assert via_adapter[0].text == via_merged[0].text  # the same model either way (fp16 adapter, greedy)
+
+
+def test_recipes_load_and_bad_recipes_are_clear(tmp_path):
+    tiny, paper = load_recipe("tiny"), load_recipe("paper")
+    assert tiny.lora.enabled and tiny.base_model == "smollm2-135m-instruct"
+    assert (paper.sft.learning_rate, paper.sft.epochs, paper.sft.max_length) == (2e-5, 6, 2048)
+    assert paper.sft.batch_size * paper.sft.grad_accum == 16
+    assert (paper.grpo.num_generations, paper.grpo.temperature, paper.grpo.learning_rate, paper.grpo.beta) == \
+        (8, 0.8, 4e-7, 0.001)
+    assert (paper.grpo.max_prompt_tokens, paper.grpo.full_completion_tokens, paper.grpo.use_vllm) == (2000, 1000, True)
+    with pytest.raises(ConfigError, match="not found"):
+        load_recipe("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nsft: {epochs: -1}\n")
+    with pytest.raises(ConfigError, match="sft.epochs"):
+        load_recipe(bad)
+    assert main(["train", "sft", "--recipe", "nope"]) == 2
+
+
+def _ex(task, label, mode="fast", source="sim"):
+    return Example(task, mode, session_prompt(["x"], mode), "", label, source)
+
+
+def test_score_outputs_counts_what_it_should():
+    outs = [(_ex("anomaly", "abnormal"), "abnormal</answer>"), (_ex("anomaly", "abnormal"), "normal</answer>"),
+            (_ex("anomaly", "normal"), "abnormal</answer>"), (_ex("anomaly", "normal"), "gibberish")]
+    r = score_outputs(outs, "fast")["anomaly"]
+    assert (r["tp"], r["fn"], r["fp"], r["tn"]) == (1, 1, 1, 1)
+    assert r["precision"] == 0.5 and r["recall"] == 0.5 and r["malformed_rate"] == 0.25
+    full = [(_ex("parsing", "Receiving block blk_<*>", "full", "rlog"), "t</think><answer>Receiving block blk_<*></answer>"),
+            (_ex("parsing", "Receiving block blk_<*>", "full", "rlog"), "t</think><answer>Receiving block blk_1</answer>"),
+            (_ex("root_cause", "the disk failed", "full", "rlog"), "t</think><answer>the disk failed</answer>")]
+    r = score_outputs(full, "full")
+    assert r["parsing"]["accuracy"] == 0.5 and 0.5 < r["parsing"]["token_f1"] < 1
+    assert r["root_cause"]["rouge1"] == 1.0
