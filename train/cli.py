@@ -90,6 +90,15 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ship(a: argparse.Namespace) -> int:
+    from train.ship import ship
+
+    recipe = _recipe(a)
+    out = ship(recipe, _run_dir(a, recipe), a.out, stage=a.stage)
+    print(f"shipped adapters and MODEL_CARD.md → {out}")
+    return 0
+
+
 def cmd_data(a: argparse.Namespace) -> int:
     from collections import Counter
 
@@ -154,6 +163,14 @@ def add_train_parser(sub) -> None:
     p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32",
                    help="weight dtype written (adapter or merged)")
     p.set_defaults(func=cmd_export)
+
+    p = tsub.add_parser("ship", help="export both variants' adapters as the stream's defaults, with a model card")
+    p.add_argument("--recipe", default="tiny", help="recipe name or YAML file")
+    p.add_argument("--run", help="run folder (default: runs/<recipe>)")
+    p.add_argument("--stage", choices=["sft", "grpo"], default="grpo")
+    p.add_argument("--out", default="rlog/adapters", help="destination (default: rlog/adapters)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field")
+    p.set_defaults(func=cmd_ship)
 
     p = tsub.add_parser("data", help="show (and dump) the examples a recipe trains and evaluates on")
     common(p, both=False)

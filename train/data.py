@@ -370,7 +370,7 @@ def summarize(examples: Iterable[Example]) -> dict:
     return out
 
 
-FAST_RATIONALE_CHARS = 160
+FAST_RATIONALE_CHARS = 100
 
 
 def shorten_fast(completion: str, max_chars: int = FAST_RATIONALE_CHARS) -> str:

@@ -74,8 +74,12 @@ def evaluate_examples(backend, examples: list[Example], variant: str, *, batch_s
             tokens.append(g.completion_tokens)
         bar.update(len(batch))
     bar.close()
+    by_task: dict[str, list[float]] = defaultdict(list)
+    for (e, _), dt in zip(outputs, per_sample, strict=True):
+        by_task[e.task].append(dt)
     return {**score_outputs(outputs, variant),
-            "latency": {"per_sample_mean_s": round(statistics.fmean(per_sample), 4) if per_sample else 0.0,
+            "latency": {"per_sample_by_task_s": {t: round(statistics.fmean(v), 4) for t, v in by_task.items()},
+                        "per_sample_mean_s": round(statistics.fmean(per_sample), 4) if per_sample else 0.0,
                         "per_sample_p50_s": round(_percentile(per_sample, 0.5), 4),
                         "per_sample_p95_s": round(_percentile(per_sample, 0.95), 4),
                         "generated_tokens_mean": round(statistics.fmean(tokens), 1) if tokens else 0.0,

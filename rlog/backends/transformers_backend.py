@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rlog.backends.base import BackendError, Generation, GenerationParams
 from rlog.config import ModelSpec
-from rlog.models import ModelNotFound, resolve_model
+from rlog.models import ModelNotFound, resolve_adapter, resolve_model
 from rlog.prompts import ChatPrompt, TokenLogprob
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,9 @@ class TransformersBackend:
     def from_spec(cls, spec: ModelSpec) -> TransformersBackend:
         path = resolve_model(spec.model)
         name = spec.model if not Path(spec.model).exists() else Path(spec.model).name
-        mid = name + (f"+{Path(spec.adapter).name}" if spec.adapter else "")
-        return cls(path, adapter=spec.adapter, device=spec.device, model_id=mid)
+        adapter = resolve_adapter(spec.adapter)
+        mid = name + (f"+{adapter.name}" if adapter else "")
+        return cls(path, adapter=adapter, device=spec.device, model_id=mid)
 
     def render(self, prompt: ChatPrompt) -> str:
         return render_chat(self.tokenizer, prompt)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rlog.backends.base import BackendError, Generation, GenerationParams
 from rlog.config import ModelSpec
-from rlog.models import resolve_model
+from rlog.models import resolve_adapter, resolve_model
 from rlog.prompts import ChatPrompt, TokenLogprob
 
 
@@ -33,8 +33,9 @@ class VLLMBackend:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> VLLMBackend:
-        mid = spec.model + (f"+{Path(spec.adapter).name}" if spec.adapter else "")
-        return cls(resolve_model(spec.model), adapter=spec.adapter, model_id=mid)
+        adapter = resolve_adapter(spec.adapter)
+        mid = spec.model + (f"+{adapter.name}" if adapter else "")
+        return cls(resolve_model(spec.model), adapter=adapter, model_id=mid)
 
     def generate(self, prompts: Sequence[ChatPrompt], params: GenerationParams) -> list[Generation]:
         from vllm import SamplingParams
