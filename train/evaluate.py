@@ -152,6 +152,7 @@ def evaluate_stage(recipe: Recipe, variant: str, run: str | Path, stage: str, *,
     """Evaluate one model of a run (or an explicit model/adapter) on the recipe's split."""
     from rlog.models import resolve_model
 
+    recipe = recipe.for_variant(variant)
     spec = model_spec_for(recipe, run, variant, stage, model=model, adapter=adapter)
     split = split or recipe.eval.split
     tok = load_tokenizer(resolve_model(spec.model))

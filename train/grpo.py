@@ -36,6 +36,7 @@ def run_grpo(recipe: Recipe, variant: str, run: str | Path, *, start: str | Path
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    recipe = recipe.for_variant(variant)
     g = recipe.grpo
     start = Path(start) if start else final_dir(run, variant, "sft")
     if not start.is_dir():

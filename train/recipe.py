@@ -111,6 +111,21 @@ class Recipe(_Spec):
     sft: SFTSpec = Field(default_factory=SFTSpec)
     grpo: GRPOSpec = Field(default_factory=GRPOSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
+    variants: dict[Variant, dict] = Field(default_factory=dict,
+                                          description="per-variant overrides, e.g. {full: {sft: {epochs: 1}}}")
+
+    def for_variant(self, variant: Variant) -> Recipe:
+        """This recipe with the variant's overrides applied (what its stages run with)."""
+        extra = self.variants.get(variant)
+        if not extra:
+            return self
+        data = _merge(self.model_dump(), extra)
+        data["variants"] = {}
+        try:
+            return Recipe.model_validate(data)
+        except ValidationError as e:
+            lines = [f"  variants.{variant}.{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
+            raise ConfigError(f"invalid overrides for variant {variant!r}:\n" + "\n".join(lines)) from None
 
     def completion_tokens(self, variant: Variant) -> int:
         return self.grpo.fast_completion_tokens if variant == "fast" else self.grpo.full_completion_tokens
@@ -145,7 +160,10 @@ def load_recipe(name_or_path: str | Path, overrides: dict | None = None) -> Reci
     if overrides:
         data = _merge(data, overrides)
     try:
-        return Recipe.model_validate(data)
+        recipe = Recipe.model_validate(data)
+        for v in recipe.variants:
+            recipe.for_variant(v)  # overrides are checked up front, not when that stage starts
+        return recipe
     except ValidationError as e:
         lines = [f"  {'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
         raise ConfigError(f"invalid recipe {p}:\n" + "\n".join(lines)) from None

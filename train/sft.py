@@ -28,6 +28,7 @@ def run_sft(recipe: Recipe, variant: str, run: str | Path, *, resume: bool = Fal
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    recipe = recipe.for_variant(variant)
     out = stage_dir(run, variant, "sft")
     tok, model, peft_cfg = load_for_training(recipe)
     max_prompt = min(recipe.data.max_prompt_tokens, recipe.sft.max_length - 16)
