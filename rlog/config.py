@@ -117,6 +117,9 @@ class CascadeConfig(_Section):
     fast: ModelSpec = Field(default_factory=lambda: ModelSpec(max_new_tokens=48, adapter="rlog-fast"))
     full: ModelSpec = Field(default_factory=lambda: ModelSpec(max_new_tokens=256, batch_size=4, adapter="rlog"))
     escalate: bool = Field(True, description="send flagged sessions to the full model")
+    verdict: Literal["full", "either"] = Field(
+        "either", description="full: R-Log decides escalated sessions and may clear a fast flag; either: abnormal "
+                              "when either model says so (R-Log raises unsure verdicts and explains, never clears)")
     alert_on_unknown: bool = Field(False, description="fail open: also alert on sessions neither model could "
                                                        "judge (verdict 'unknown')")
     escalate_below: float = Field(0.6, ge=0, le=1,

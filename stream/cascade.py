@@ -55,8 +55,15 @@ def needs_escalation(fast: FastAnswer, below: float) -> bool:
     return fast.confidence is not None and fast.confidence < below
 
 
-def final_verdict(fast: FastAnswer, full: FullAnswer | None) -> str:
-    """The full model overrides the fast one; 'unknown' when neither gave a readable verdict."""
+def final_verdict(fast: FastAnswer, full: FullAnswer | None, policy: str = "full") -> str:
+    """The verdict of a session; 'unknown' when neither model gave a readable one.
+
+    ``full``: R-Log decides escalated sessions (it may clear a fast flag). ``either``: a
+    session is abnormal when either model says so; R-Log can raise an unsure verdict and
+    explains every flag, but never clears one.
+    """
+    if policy == "either" and fast.ok and fast.verdict == "abnormal":
+        return "abnormal"
     if full is not None and full.ok and full.verdict:
         return full.verdict
     if fast.ok and fast.verdict:
@@ -289,7 +296,7 @@ class Cascade:
             for k in todo:
                 fa, ft = fast_answers[k]
                 full, lt = full_answers.get(k, (None, 0.0))
-                d = Decision(final_verdict(fa, full), fa, full, ft, lt)
+                d = Decision(final_verdict(fa, full, self.cfg.verdict), fa, full, ft, lt)
                 decided[k] = d
                 cache.put(k, d)
         return self._tally(sessions, keys, decided, cached)
@@ -315,7 +322,7 @@ class Cascade:
         for k in todo:
             fa, ft = fast[k]
             full, lt = full_answers[k]
-            d = Decision(final_verdict(fa, full), fa, full, ft, lt)
+            d = Decision(final_verdict(fa, full, self.cfg.verdict), fa, full, ft, lt)
             decided[k] = d
             self.full_cache.put(k, d)
         return self._tally([s for s, _, _ in items], keys, decided, cached)

@@ -47,6 +47,14 @@ def test_final_verdict_prefers_full_model():
     assert final_verdict(BROKEN, None) == "unknown"
 
 
+def test_either_policy_lets_the_full_model_raise_but_not_clear():
+    assert final_verdict(ABNORMAL, FullAnswer("normal"), "either") == "abnormal"
+    assert final_verdict(UNSURE_NORMAL, FullAnswer("abnormal", "storage"), "either") == "abnormal"
+    assert final_verdict(UNSURE_NORMAL, FullAnswer("normal"), "either") == "normal"
+    assert final_verdict(BROKEN, FullAnswer("normal"), "either") == "normal"
+    assert final_verdict(BROKEN, None, "either") == "unknown"
+
+
 def test_sequence_key_collapses_repeats_only():
     a = session("a", ["x", "x", "y", "x"])
     b = session("b", ["x", "y", "y", "x"])

@@ -85,6 +85,8 @@ def ship(recipe: Recipe, run: str | Path, out: str | Path, *, stage: str = "grpo
             raise FileNotFoundError(f"{src} holds no LoRA adapter: train the {variant} variant first "
                                     f"(train/make_default_adapters.sh)")
         exported[variant] = export_model(src, out / name, base_model=recipe.base_model, dtype="float16")
+        for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json"):
+            (exported[variant] / f).unlink(missing_ok=True)  # the base model's own tokenizer serves
     results = collect(run, recipe.eval.split)
     recipe_file = RECIPES_DIR / f"{recipe.name}.yaml"
     digest = hashlib.sha256(recipe_file.read_bytes()).hexdigest()[:12] if recipe_file.is_file() else "-"
@@ -109,6 +111,17 @@ def model_card(recipe: Recipe, results: dict, record: dict, exported: dict) -> s
         return rep["latency"].get("per_sample_by_task_s", {}).get("anomaly") if rep else None
 
     lf, lfull = lat("fast"), lat("full")
+
+    def f1(variant: str) -> float | None:
+        rep = results[variant]["eval"].get("grpo")
+        return rep.get("anomaly", {}).get("f1") if rep else None
+
+    f_fast, f_full = f1("fast"), f1("full")
+    verdict_note = ""
+    if f_fast is not None and f_full is not None and f_full < f_fast:
+        verdict_note = (f"\nR-Log's own verdicts are weaker than R-Log-fast's here (F1 {f_full:.3f} vs {f_fast:.3f}): "
+                        "it leans to 'normal'. That is why the stream's default `cascade.verdict: either` lets R-Log "
+                        "raise an unsure verdict and explain every flag, but never clear one R-Log-fast raised.\n")
     speed = f"{lfull / lf:.1f}x" if lf and lfull else "-"
     env = ", ".join(f"{k} {v}" for k, v in record["environment"].items())
     sft_loss = fast_t.get("sft", {}).get("losses") or [None]
@@ -169,7 +182,7 @@ Detection latency per session on this machine's CPU: R-Log-fast {_f(lf, 2)} s, R
 (R-Log-fast is {speed} faster: it stops after the verdict). Environment: {env}; {record['machine']}.
 
 ## Limits
-
+{verdict_note}
 A 135M model with a few minutes of CPU training is a working default, not the published
 R-Log: the validation sets are small (tens of sessions), so F1 moves by several points
 between runs, and R-Log's root-cause text is short and generic. For production quality run
