@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rlog.models import SMOLLM2
+
 ENV_PREFIX = "RLOG_"
 
 
@@ -144,7 +146,7 @@ class CascadeConfig(_Section):
         for stage, adapter in (("fast", "rlog-fast"), ("full", "rlog")):
             spec = data.get(stage)
             if isinstance(spec, Mapping) and "adapter" not in spec and \
-                    str(spec.get("model", "smollm2-135m-instruct")).strip().lower() == "smollm2-135m-instruct":
+                    str(spec.get("model", SMOLLM2)).strip().lower() == SMOLLM2:
                 data[stage] = {**spec, "adapter": adapter}
         return data
 

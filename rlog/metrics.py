@@ -7,6 +7,12 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 
+def percentile(values: Iterable[float], q: float) -> float | None:
+    """The ``q`` quantile by nearest rank (no interpolation); None for no values."""
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))] if s else None
+
+
 @dataclass(frozen=True)
 class BinaryScores:
     """Confusion counts and the scores derived from them (abnormal is the positive class)."""

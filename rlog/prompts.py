@@ -97,10 +97,13 @@ class ChatPrompt:
     prefill: str = ""
 
 
+# What the assistant turn starts with, per output shape.
+PREFILL: dict[str, str] = {"fast": "<answer>", "full": "<think>"}
+
+
 def build_prompt(user: str, mode: Mode, system: str | None = None) -> ChatPrompt:
     sys_text = system if system is not None else (SYSTEM_FAST if mode == "fast" else SYSTEM_FULL)
-    prefill = "<answer>" if mode == "fast" else "<think>"
-    return ChatPrompt(({"role": "system", "content": sys_text}, {"role": "user", "content": user}), prefill)
+    return ChatPrompt(({"role": "system", "content": sys_text}, {"role": "user", "content": user}), PREFILL[mode])
 
 
 def session_prompt(templates: Sequence[str], mode: Mode, *, max_templates: int = 48, max_chars: int = 240,

@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 from rlog.alerts import Alert, alert_id, pick_evidence
 from rlog.backends.base import Backend, BackendError, Generation, GenerationParams
 from rlog.config import CascadeConfig
+from rlog.metrics import percentile
 from rlog.prompts import ChatPrompt, FastAnswer, FullAnswer, Mode, parse_fast, parse_full, session_prompt
 from stream.sessions import Session
 
@@ -171,8 +172,8 @@ class CascadeStats:
 
     def summary(self) -> dict:
         def pct(xs, q):
-            s = sorted(xs)
-            return round(s[min(len(s) - 1, int(q * len(s)))], 1) if s else None
+            p = percentile(xs, q)
+            return round(p, 1) if p is not None else None
 
         d = {k: v for k, v in self.__dict__.items() if not isinstance(v, deque)}
         d["cache_hit_ratio"] = round(self.cache_hit_ratio, 4)

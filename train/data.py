@@ -32,6 +32,7 @@ from pathlib import Path
 
 from rlog.config import CascadeConfig, load_config
 from rlog.prompts import ChatPrompt, Mode, check_format, session_prompt, task_prompt
+from stream.cascade import sequence_of
 from train.rewards import PREFILL, TASKS
 
 SPLITS = ("train", "val", "test")
@@ -261,8 +262,6 @@ def bgl_examples(data_dir: Path, mode: Mode, *, window: int = 20, corrections: d
         out, _ = pipe.feed("BGL", Line(i, line), LineTruth(abnormal))
         sessions.extend(out)
     sessions.extend(pipe.flush()[0])
-    from stream.cascade import sequence_of
-
     for s in sessions:
         for ln in s.lines:
             tpl_first.setdefault(ln.template, ln.seq)

@@ -22,18 +22,18 @@ from pathlib import Path
 
 from rlog.backends import GenerationParams, load_backend
 from rlog.config import ModelSpec
-from rlog.metrics import binary_scores
+from rlog.metrics import binary_scores, percentile
 from rlog.prompts import check_format
 from train.data import Example, cap_per_task
 from train.recipe import Recipe
-from train.rewards import overlap, score, split_answer, template_f1
+from train.rewards import OVERLAP_TASKS, PREFILL, TASKS, overlap, score, split_answer, template_f1
 from train.runs import final_dir, is_adapter, load_tokenizer, prepared_examples
 
 
 def model_spec_for(recipe: Recipe, run: str | Path, variant: str, stage: str, *, model: str | None = None,
                    adapter: str | None = None) -> ModelSpec:
     """The serving spec of a run's stage (base, sft or grpo), or of an explicit model/adapter."""
-    device = recipe.device if recipe.device != "cuda" else "cuda"
+    device = recipe.device
     if model:
         return ModelSpec(model=model, adapter=adapter, device=device)
     if adapter or stage == "base":
@@ -44,13 +44,6 @@ def model_spec_for(recipe: Recipe, run: str | Path, variant: str, stage: str, *,
     if is_adapter(final):
         return ModelSpec(model=recipe.base_model, adapter=str(final), device=device)
     return ModelSpec(model=str(final), adapter=None, device=device)
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
 def evaluate_examples(backend, examples: list[Example], variant: str, *, batch_size: int, max_new_tokens: int,
@@ -80,8 +73,8 @@ def evaluate_examples(backend, examples: list[Example], variant: str, *, batch_s
     return {**score_outputs(outputs, variant),
             "latency": {"per_sample_by_task_s": {t: round(statistics.fmean(v), 4) for t, v in by_task.items()},
                         "per_sample_mean_s": round(statistics.fmean(per_sample), 4) if per_sample else 0.0,
-                        "per_sample_p50_s": round(_percentile(per_sample, 0.5), 4),
-                        "per_sample_p95_s": round(_percentile(per_sample, 0.95), 4),
+                        "per_sample_p50_s": round(percentile(per_sample, 0.5) or 0.0, 4),
+                        "per_sample_p95_s": round(percentile(per_sample, 0.95) or 0.0, 4),
                         "generated_tokens_mean": round(statistics.fmean(tokens), 1) if tokens else 0.0,
                         "batch_size": batch_size},
             "samples": [{"key": e.key, "task": e.task, "source": e.source, "label": e.label if e.task == "anomaly"
@@ -129,7 +122,7 @@ def score_outputs(outputs: list[tuple[Example, str]], variant: str) -> dict:
             exact += " ".join(answer.split()) == " ".join(e.label.split())
         report["parsing"] = {"n": len(parsing), "accuracy": round(exact / len(parsing), 4),
                              "token_f1": round(statistics.fmean(f1s), 4), "format_ok": round(ok / len(parsing), 4)}
-    for task in ("interpretation", "root_cause", "solution"):
+    for task in OVERLAP_TASKS:
         rows = by_task.get(task, [])
         if not rows:
             continue
@@ -141,7 +134,7 @@ def score_outputs(outputs: list[tuple[Example, str]], variant: str) -> dict:
         report[task] = {"n": len(rows), "format_ok": round(ok / len(rows), 4),
                         **{m: round(statistics.fmean(getattr(s, m) for s in scores), 4)
                            for m in ("bleu4", "rouge1", "rouge2", "rougeL")}}
-    report["format_ok"] = round(sum(check_format(("<answer>" if variant == "fast" else "<think>") + t, variant)
+    report["format_ok"] = round(sum(check_format(PREFILL[variant] + t, variant)
                                     for _, t in outputs) / len(outputs), 4) if outputs else 0.0
     return report
 
@@ -159,8 +152,7 @@ def evaluate_stage(recipe: Recipe, variant: str, run: str | Path, stage: str, *,
     splits, stats = prepared_examples(recipe, variant, tok, recipe.data.max_prompt_tokens)
     examples = splits[split]
     if limit:
-        examples = cap_per_task(examples, {t: limit for t in ("anomaly", "parsing", "interpretation", "root_cause",
-                                                               "solution")}, recipe.seed)
+        examples = cap_per_task(examples, dict.fromkeys(TASKS, limit), recipe.seed)
     backend = load_backend(spec)
     t0 = time.perf_counter()
     max_new = recipe.eval.fast_max_new_tokens if variant == "fast" else recipe.eval.full_max_new_tokens
@@ -184,7 +176,7 @@ def render_report(r: dict) -> str:
     if "parsing" in r:
         p = r["parsing"]
         rows.append(["parsing", p["n"], f"accuracy {p['accuracy']:.3f}  token F1 {p['token_f1']:.3f}"])
-    for task in ("interpretation", "root_cause", "solution"):
+    for task in OVERLAP_TASKS:
         if task in r:
             t = r[task]
             rows.append([task, t["n"], f"BLEU-4 {t['bleu4']:.3f}  ROUGE-1 {t['rouge1']:.3f}  ROUGE-2 {t['rouge2']:.3f}  "

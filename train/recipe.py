@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rlog.config import ConfigError
+from train.rewards import TASKS, Task
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 Variant = Literal["fast", "full"]
@@ -41,8 +42,8 @@ class DataSpec(_Spec):
     shared_dir: str | None = Field(None, description="../shared/data (default: $RLOG_SHARED_DATA or beside the checkout)")
     sources: list[Literal["rlog", "bgl", "sim"]] = Field(default_factory=lambda: ["rlog", "bgl", "sim"],
                                                          description="rlog trajectories, labelled Loghub BGL, simulator")
-    tasks: list[Literal["anomaly", "parsing", "interpretation", "root_cause", "solution"]] = Field(
-        default_factory=lambda: ["anomaly", "parsing", "interpretation", "root_cause", "solution"],
+    tasks: list[Task] = Field(
+        default_factory=lambda: list(TASKS),
         description="tasks the full model learns (the fast model learns anomaly detection only)")
     sim_seed: int = 11
     sim_lines: int = Field(6000, ge=100)

@@ -25,12 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from rlog.prompts import CATEGORIES, Mode, check_format, parse_fast, parse_full
+from rlog.prompts import CATEGORIES, PREFILL, TASK_NAMES, Mode, check_format, parse_fast, parse_full
 
 Task = Literal["anomaly", "parsing", "interpretation", "root_cause", "solution"]
-TASKS: tuple[str, ...] = ("anomaly", "parsing", "interpretation", "root_cause", "solution")
+TASKS: tuple[str, ...] = TASK_NAMES
 OVERLAP_TASKS = ("interpretation", "root_cause", "solution")
-PREFILL: dict[str, str] = {"fast": "<answer>", "full": "<think>"}
 
 
 @dataclass(frozen=True)

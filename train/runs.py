@@ -17,11 +17,10 @@ from collections import Counter
 from pathlib import Path
 
 from rlog.models import resolve_model
-from train.data import Example, build_examples, fits
+from train.data import build_examples, fits
 from train.recipe import Recipe
 
 log = logging.getLogger(__name__)
-STAGES = ("base", "sft", "grpo")
 
 
 def stage_dir(run: str | Path, variant: str, stage: str) -> Path:
@@ -100,7 +99,3 @@ def write_meta(folder: Path, **fields) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     fields.setdefault("finished_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
     (folder / "rlog_train.json").write_text(json.dumps(fields, indent=2, default=str), encoding="utf-8")
-
-
-def example_rows(examples: list[Example]) -> list[dict]:
-    return [e.row() for e in examples]

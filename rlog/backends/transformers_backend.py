@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rlog.backends.base import BackendError, Generation, GenerationParams
 from rlog.config import ModelSpec
-from rlog.models import ModelNotFound, resolve_adapter, resolve_model
+from rlog.models import resolve_adapter, resolve_model
 from rlog.prompts import ChatPrompt, TokenLogprob
 
 log = logging.getLogger(__name__)
@@ -50,15 +50,13 @@ class TransformersBackend:
             raise BackendError(f"transformers backend unavailable: {e}") from None
         self._torch = torch
         path = Path(model_path)
+        adapter = resolve_adapter(adapter)  # checked before the (slow) model load
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         except (OSError, ValueError) as e:
             raise BackendError(f"cannot load model from {path}: {e}") from None
         if adapter is not None:
-            adapter = Path(adapter)
-            if not (adapter / "adapter_config.json").is_file():
-                raise ModelNotFound(f"LoRA adapter folder {adapter} has no adapter_config.json")
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
