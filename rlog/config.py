@@ -169,6 +169,9 @@ class StreamConfig(_Section):
                                                          "(backpressure: lag grows, nothing is dropped)")
     web_port: int = Field(6066, ge=0, le=65535, description="health and Prometheus /metrics port (0: any free port)")
     model_threads: int = Field(1, ge=1, description="threads running model calls off the event loop")
+    session_timeout_s: float = Field(60.0, ge=6, le=300,
+                                     description="consumer-group session timeout: how long a dead worker keeps its "
+                                                 "partitions before the group moves them (failover time)")
 
 
 class RlogConfig(_Section):

@@ -104,6 +104,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         datadir=str(datadir), web_enabled=True, web_port=sc.web_port, web_bind="0.0.0.0",
         topic_partitions=sc.partitions, topic_replication_factor=1, consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0, stream_buffer_maxsize=sc.buffer_maxsize, producer_acks=-1,
+        broker_session_timeout=sc.session_timeout_s, broker_heartbeat_interval=min(3.0, sc.session_timeout_s / 3),
         key_serializer="raw", value_serializer="raw", **_credentials(),
     )
     metrics = WorkerMetrics()

@@ -200,7 +200,8 @@ def test_independent_client_kcat_produces_lines_and_reads_alerts(broker, sim_dir
 
 
 def test_restart_after_kill_loses_no_session_and_keeps_template_ids(broker, sim_dir, tiny_model_dir, tmp_path):
-    cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "restart")
+    # a short group session timeout: the killed worker's partitions move after 10 s, not Faust's 60 s
+    cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "restart", session_timeout_s=10)
     want = expected_sessions(sim_dir, cfg)
     ensure_topics(broker.bootstrap, {"restart.raw": 2})
     log = tmp_path / "worker.log"
