@@ -8,7 +8,7 @@ SIM     ?= $(OUT)/sim
 # The embedded default: a simulated estate with faults and look-alikes injected (seeded).
 SIM_ARGS ?= --lines 1200 --seed 7 --rate 3 --fault-gap 20 --benign-gap 40 --warmup 10
 
-.PHONY: install demo demo-offline demo-bgl test lint clean
+.PHONY: install demo demo-offline demo-bgl bench bench-quick test lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -49,6 +49,13 @@ demo-bgl: install
 	@mkdir -p $(OUT)
 	$(BIN)/rlog analyze $(DATA)/loghub/BGL/BGL_2k.log --format bgl --session fixed --window-size 100 \
 		--alerts $(OUT)/bgl_alerts.jsonl --report $(OUT)/bgl_report.json
+
+# Benchmarks: rlog vs baselines on the same sessions (quality, speed, cost), tables and plots.
+bench: install
+	bash benchmarks/reproduce.sh standard
+
+bench-quick: install
+	$(BIN)/rlog bench --preset quick --out $(OUT)/bench/quick
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a green run.
 test: install

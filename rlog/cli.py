@@ -481,8 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("name", nargs="?", default="smollm2-135m-instruct")
     mp.set_defaults(func=cmd_model_prepare)
 
+    from rlog.bench.cli import add_bench_parser
     from train.cli import add_train_parser
 
+    add_bench_parser(sub)
     add_train_parser(sub)
     return p
 

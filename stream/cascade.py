@@ -192,8 +192,8 @@ class Cascade:
         self.full_cache = VerdictCache(cfg.cache_size)  # decisions of explain()
         self.stats = CascadeStats()
         self._sleep = sleep
-        self._fast_params = GenerationParams(cfg.fast.max_new_tokens, cfg.fast.temperature, ("</answer>",))
-        self._full_params = GenerationParams(cfg.full.max_new_tokens, cfg.full.temperature, ("</answer>",),
+        self.fast_params = GenerationParams(cfg.fast.max_new_tokens, cfg.fast.temperature, ("</answer>",))
+        self.full_params = GenerationParams(cfg.full.max_new_tokens, cfg.full.temperature, ("</answer>",),
                                              logprobs=False)
 
     def _prompt(self, seq: Sequence[str], mode: Mode) -> ChatPrompt:
@@ -239,7 +239,7 @@ class Cascade:
     def _fast_stage(self, todo: dict[str, tuple[str, ...]]) -> dict[str, tuple[FastAnswer, float]]:
         keys = list(todo)
         prompts = [self._prompt(todo[k], "fast") for k in keys]
-        gens, ms = self._run("fast", self.fast, prompts, self._fast_params)
+        gens, ms = self._run("fast", self.fast, prompts, self.fast_params)
         out = {}
         for k, p, g, t in zip(keys, prompts, gens, ms, strict=True):
             ans = parse_fast(g.text, p.prefill, g.tokens)
@@ -254,7 +254,7 @@ class Cascade:
             raise BackendError("escalation needs a full model (cascade.full), but none is loaded")
         keys = list(todo)
         prompts = [self._prompt(todo[k], "full") for k in keys]
-        gens, ms = self._run("full", self.full, prompts, self._full_params)
+        gens, ms = self._run("full", self.full, prompts, self.full_params)
         self.stats.escalations += len(keys)
         out = {}
         for k, p, g, t in zip(keys, prompts, gens, ms, strict=True):

@@ -55,11 +55,14 @@ def line_time(raw: bytes, fmt: LogFormat | None) -> tuple[float | None, str | No
 
 def replay(path: str | Path, topic: str, producer, *, rate: float | None = None, speedup: float | None = None,
            fmt: LogFormat | None = None, key: str | None = None, progress: bool = True, max_line_bytes: int = 1 << 20,
-           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> ReplayStats:
+           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+           on_send: Callable[[int], None] | None = None) -> ReplayStats:
     """Produce every line of ``path`` to ``topic``.
 
     ``speedup`` paces by event time (envelope ``ts`` or the ``fmt`` timestamp; 1 = real time);
     ``rate`` paces at a fixed number of lines per second; neither sends at full speed.
+    ``on_send(n)`` is called as line ``n`` (1-based) is handed to the producer (the
+    benchmark times produce-to-alert latency from it).
     """
     from tqdm import tqdm
 
@@ -94,6 +97,8 @@ def replay(path: str | Path, topic: str, producer, *, rate: float | None = None,
                     sleep(wait)
             producer.send(topic, key=src.encode() if (src and key is None) else default_key, value=value)
             st.lines += 1
+            if on_send is not None:
+                on_send(st.lines)
             st.bytes += len(raw)
             if ts is not None:
                 st.first_ts = ts if st.first_ts is None else st.first_ts

@@ -1,0 +1,225 @@
+"""Results → ``results.md`` (the tables the README quotes) and PNG plots.
+
+Pure formatting of the results dict, so a saved ``results.json`` can be re-rendered
+(``rlog bench --render DIR``) without measuring again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+METHOD_ORDER = ("drain3-novelty", "keywords", "pca", "iforest", "deeplog", "rlog-fast", "rlog", "rlog (stream)")
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _n(v: Any) -> str:
+    if v is None:
+        return "–"
+    return f"{v:,.0f}" if v >= 100 else f"{v:,.1f}" if v >= 1 else f"{v:.3f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _order(rows: list[dict]) -> list[dict]:
+    return sorted(rows, key=lambda r: (r["dataset"], METHOD_ORDER.index(r["method"])
+                                       if r["method"] in METHOD_ORDER else 99))
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    env = r["environment"]
+    pk = env["packages"]
+    models = env["models"]
+    lines = [f"# rlog bench: `{r['preset']}`", "",
+             f"{r.get('description') or ''}".strip(), "",
+             f"Measured {env['time']} on {env['cpu']} ({env['cpu_count']} cores"
+             f"{', GPU ' + env['gpu'] if env['gpu'] else ', no GPU'}); Python {env['python']}, torch {pk.get('torch')}, "
+             f"transformers {pk.get('transformers')}, drain3 {pk.get('drain3')}, scikit-learn {pk.get('scikit-learn')}. "
+             f"R-Log-fast: `{models['fast']['model']}` + `{_short(models['fast']['adapter'])}`; "
+             f"R-Log: `{models['full']['model']}` + `{_short(models['full']['adapter'])}` "
+             f"(verdict policy `{env['verdict_policy']}`). Whole run: {r['elapsed_s']:.0f} s.", ""]
+    if r["datasets"]:
+        lines += ["## Datasets", "", _table(
+            ["dataset", "source", "sessions", "fit sessions", "scored sessions (abnormal)", "scored lines",
+             "templates scored (abnormal)"],
+            [[k, d["source"], f"{d['session']['mode']} {d['session']['by']} {d['session']['size']:g}",
+              str(d["fit_sessions"]), f"{d['test_sessions']} ({d['test_abnormal']})", f"{d['test_lines']:,}",
+              f"{d['templates']} ({d['templates_abnormal']})" if d["templates"] else "–"]
+             for k, d in r["datasets"].items()]), ""]
+    if r["skipped"]:
+        lines += ["Skipped: " + "; ".join(f"{k} ({v})" for k, v in r["skipped"].items()), ""]
+    session_rows = _order([x for x in r["detection"] if x["level"] == "session"])
+    if session_rows:
+        lines += ["## Detection quality (sessions)", "",
+                  "Every method is scored on the same sessions. F1 is – where the scored part has no anomaly "
+                  "(then FPR, the share of normal sessions flagged, is what counts).", "",
+                  _table(["dataset", "method", "P", "R", "F1", "FPR", "tp/fp/fn/tn", "fit s", "sessions/s"],
+                         [[x["dataset"], x["method"], _f(x["precision"]), _f(x["recall"]), _f(x["f1"]), _f(x["fpr"]),
+                           f"{x['tp']}/{x['fp']}/{x['fn']}/{x['tn']}", _f(x.get("fit_s"), 2),
+                           _n(x.get("sessions_per_s"))] for x in session_rows]), ""]
+    tpl_rows = _order([x for x in r["detection"] if x["level"] == "template"])
+    if tpl_rows:
+        lines += ["## Detection quality (templates)", "",
+                  "Unique templates held out by time, each judged alone; a template is abnormal when most of its "
+                  "lines are. Count-vector and sequence baselines do not apply to a single template.", "",
+                  _table(["dataset", "method", "P", "R", "F1", "FPR", "tp/fp/fn/tn"],
+                         [[x["dataset"], x["method"], _f(x["precision"]), _f(x["recall"]), _f(x["f1"]), _f(x["fpr"]),
+                           f"{x['tp']}/{x['fp']}/{x['fn']}/{x['tn']}"] for x in tpl_rows]), ""]
+    if r["root_cause"]:
+        lines += ["## Root cause (simulated incidents)", "",
+                  "Over abnormal sessions the cascade caught: R-Log's category must equal the injected fault's.", "",
+                  _table(["dataset", "caught", "answered", "correct", "accuracy"],
+                         [[k, str(v["caught"]), str(v["answered"]), str(v["correct"]), _f(v["accuracy"])]
+                          for k, v in r["root_cause"].items()]), ""]
+    if r["cost"]:
+        lines += ["## Model cost", "", _table(
+            ["dataset", "lines", "sessions", "fast calls", "full calls", "model calls / 1k lines", "cache hit ratio",
+             "malformed fast/full", "model s"],
+            [[k, f"{c['lines']:,}", str(c["sessions"]), str(c["fast_calls"]), str(c["full_calls"]),
+              _f(c["model_calls_per_1k_lines"], 1), _f(c["cache_hit_ratio"], 3),
+              f"{c['malformed_fast']}/{c['malformed_full']}", _f(c["model_s"], 1)] for k, c in r["cost"].items()]), ""]
+    p = r.get("probe")
+    if p and p["sessions"]:
+        lines += ["## R-Log-fast vs R-Log, per session", "",
+                  f"The same {p['sessions']} sessions of `{p['dataset']}` (distinct, abnormal and normal alternating), "
+                  "one at a time through each model.", "",
+                  _table(["model", "mean ms", "p50 ms", "p95 ms", "completion tokens (mean)"],
+                         [["R-Log-fast", _n(p["fast_ms"]["mean"]), _n(p["fast_ms"]["p50"]), _n(p["fast_ms"]["p95"]),
+                           _f(p["fast_completion_tokens_mean"], 1)],
+                          ["R-Log", _n(p["full_ms"]["mean"]), _n(p["full_ms"]["p50"]), _n(p["full_ms"]["p95"]),
+                           _f(p["full_completion_tokens_mean"], 1)]]), "",
+                  f"Speedup of R-Log-fast over R-Log: **{_f(p['speedup_mean'], 1)}x** (mean), "
+                  f"{_f(p['speedup_p50'], 1)}x (median); R-Log-fast alone reaches "
+                  f"{_f(p.get('fast_f1_over_cascade_f1'), 2)} of the cascade's F1 on `{p['dataset']}`.", ""]
+    if r["stages"]:
+        keys = ("drain3_alone", "parse", "mine", "sessionize", "pipeline", "models", "end_to_end")
+        lines += ["## Throughput (lines/s)", "",
+                  "Stages before the models are timed inside one pass of the real pipeline; `models` is the "
+                  "cascade on the scored sessions; `end to end` is both (offline, one process).", "",
+                  _table(["dataset", "Drain3 alone", "parse", "mine", "sessionize", "pipeline", "models",
+                          "end to end"],
+                         [[k, *(_n(v["lines_per_s"].get(s)) for s in keys)] for k, v in r["stages"].items()]), ""]
+    if r["stream"]:
+        lines += ["## Streaming path", "",
+                  "Embedded broker (tansu), one `rlog run` worker process (all roles), kafka-python replay of the "
+                  "scored lines. Latency: from the session's last line handed to the producer to its alert on the "
+                  "alerts topic (only flagged sessions make alerts). Replayed faster than the models judge, "
+                  "latency is mostly queueing. The worker starts with an empty template miner, while the offline "
+                  "rows' pipeline had first read the fit logs, so a few sessions show other templates and may be "
+                  "judged differently.", "",
+                  _table(["dataset", "replay pace", "sessions", "alerts", "P", "R", "F1", "latency p50/p95/p99 s",
+                          "lines/s", "worker peak RSS MB", "complete"],
+                         [[k, f"{s['rate']:g} lines/s" if s.get("rate") else "full speed", str(s["sessions"]),
+                           str(s["alerts"]),
+                           *((_f(s["scores"]["precision"]), _f(s["scores"]["recall"]), _f(s["scores"]["f1"]))
+                             if s["scores"] else ("–", "–", "–")),
+                           "/".join(_f(s["latency_ms"][q] / 1000 if s["latency_ms"][q] is not None else None, 1)
+                                    for q in ("p50", "p95", "p99")),
+                           _n(s["lines_per_s"]), _n(s["worker_peak_rss_mb"]),
+                           "yes" if s["completed"] else f"no ({s['error']})"] for k, s in r["stream"].items()]), ""]
+    if r["parsing"]:
+        rows = r["parsing"]
+        mean = sum(x["grouping_accuracy"] for x in rows) / len(rows)
+        dmean = sum(x["drain3_grouping_accuracy"] for x in rows) / len(rows)
+        lines += ["## Parsing (Loghub 2k grouping accuracy)", "",
+                  "rlog's parser (format preset + Drain3 with rlog's masks) vs Drain3 with its defaults on the same "
+                  "message text.", "",
+                  _table(["system", "true templates", "rlog templates", "rlog accuracy", "rlog lines/s",
+                          "Drain3 templates", "Drain3 accuracy", "Drain3 lines/s"],
+                         [[x["system"], str(x["true_templates"]), str(x["templates"]), _f(x["grouping_accuracy"]),
+                           _n(x["lines_per_s"]), str(x["drain3_templates"]), _f(x["drain3_grouping_accuracy"]),
+                           _n(x["drain3_lines_per_s"])] for x in rows]
+                         + [["**mean**", "", "", f"**{mean:.3f}**", "", "", f"**{dmean:.3f}**", ""]]), ""]
+    m = r["memory"]
+    lines += ["## Memory", "", f"Peak RSS of the benchmark process: {_n(m.get('bench_peak_rss_mb_without_models'))} MB "
+              f"before the models were loaded, {_n(m.get('bench_peak_rss_mb_with_models'))} MB with both loaded"
+              + (f" (load took {m['model_load_s']:.0f} s)" if m.get("model_load_s") is not None else "") + ".", ""]
+    return "\n".join(lines).replace("\n\n\n", "\n\n")
+
+
+def _short(path: str | None) -> str:
+    return Path(path).name if path else "none"
+
+
+def plot_all(r: dict[str, Any], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made: list[Path] = []
+    rows = [x for x in r["detection"] if x["level"] == "session" and x["f1"] is not None]
+    if rows:
+        datasets = sorted({x["dataset"] for x in rows})
+        methods = [m for m in METHOD_ORDER if any(x["method"] == m for x in rows)]
+        fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(datasets) * len(methods) / 3), 4))
+        width = 0.8 / len(methods)
+        for i, m in enumerate(methods):
+            vals = [next((x["f1"] for x in rows if x["dataset"] == d and x["method"] == m), 0.0) for d in datasets]
+            ax.bar([j + i * width for j in range(len(datasets))], vals, width, label=m)
+        ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(datasets))], datasets)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("session F1")
+        ax.set_title("Detection F1 per method and dataset (same sessions)")
+        ax.legend(fontsize=8, ncols=2)
+        fig.tight_layout()
+        made.append(_save(fig, out / "f1.png"))
+    stream_lat = {k: [x / 1000 for x in s.get("latency_ms_all", [])] for k, s in r["stream"].items()}
+    p = r.get("probe") or {}
+    if any(stream_lat.values()) or p.get("fast_ms_all"):
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        data = [v for v in stream_lat.values() if v]
+        if data:
+            axes[0].boxplot(data, tick_labels=[k for k, v in stream_lat.items() if v], showfliers=True)
+        axes[0].set_ylabel("seconds")
+        axes[0].set_title("Produce-to-alert latency (stream)")
+        if p.get("fast_ms_all"):
+            axes[1].boxplot([[x / 1000 for x in p["fast_ms_all"]], [x / 1000 for x in p["full_ms_all"]]],
+                            tick_labels=["R-Log-fast", "R-Log"])
+        axes[1].set_ylabel("seconds per session")
+        axes[1].set_title(f"Per-session model latency (speedup {_f(p.get('speedup_mean'), 1)}x)")
+        fig.tight_layout()
+        made.append(_save(fig, out / "latency.png"))
+    if r["stages"]:
+        keys = ("drain3_alone", "parse", "mine", "sessionize", "pipeline", "models", "end_to_end")
+        datasets = list(r["stages"])
+        fig, ax = plt.subplots(figsize=(9, 0.6 + 0.5 * len(keys) * len(datasets) / 2))
+        height = 0.8 / len(datasets)
+        for i, d in enumerate(datasets):
+            vals = [r["stages"][d]["lines_per_s"].get(k) or 0 for k in keys]
+            ax.barh([j + i * height for j in range(len(keys))], vals, height, label=d)
+        ax.set_yticks([j + height * (len(datasets) - 1) / 2 for j in range(len(keys))],
+                      [k.replace("_", " ") for k in keys])
+        ax.set_xscale("log")
+        ax.invert_yaxis()
+        ax.set_xlabel("lines/s (log scale)")
+        ax.set_title("Throughput per stage")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        made.append(_save(fig, out / "throughput.png"))
+    return made
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_outputs(r: dict[str, Any], out: Path) -> list[Path]:
+    md = out / "results.md"
+    md.write_text(render_markdown(r), encoding="utf-8")
+    return [md, *plot_all(r, out)]
