@@ -145,6 +145,37 @@ def test_bench_cli_without_models_scores_every_baseline_on_the_same_sessions(tmp
     assert "Detection quality" in capsys.readouterr().out
 
 
+def test_bench_on_your_own_file_with_line_labels(tmp_path):
+    """`rlog bench --file`: a simulation folder (per-line truth) and a plain file whose format
+    carries the label (BGL's first field) are both scored, with no shared data needed."""
+    from rlog.cli import main
+    from rlog.sim.engine import SimConfig
+    from rlog.sim.output import simulate
+
+    sim = tmp_path / "mysim"
+    simulate(SimConfig(seed=5, lines=400, fault_gap_s=15, warmup_s=5), sim, progress=False)
+    out = tmp_path / "out"
+    assert main(["bench", "--file", str(sim), "--out", str(out), "--no-llm", "-q"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    (name, info), = r["datasets"].items()
+    assert info["test_abnormal"] > 0 and info["fit_sessions"] > 0 and r["parsing"] == []
+    assert {x["method"] for x in r["detection"]} == {"drain3-novelty", "keywords", "pca", "iforest", "deeplog"}
+
+    bgl_like = tmp_path / "ras.log"
+    ok = "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO "
+    bad = "KERNDTLB 1117838575 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.55.675872 R02-M1-N0-C:J12-U11 RAS KERNEL FATAL "
+    rows = [ok + f"generating core.{i}" if i % 37 else bad + "data TLB error interrupt" for i in range(1, 400)]
+    bgl_like.write_text("\n".join(rows) + "\n")
+    out2 = tmp_path / "out2"
+    assert main(["bench", "--file", str(bgl_like), "--format", "bgl", "--window", "10", "--out", str(out2),
+                 "--no-llm", "-q"]) == 0
+    r = json.loads((out2 / "results.json").read_text())
+    info = r["datasets"]["ras"]
+    assert info["session"]["size"] == 10 and info["test_abnormal"] > 0
+    kw = next(x for x in r["detection"] if x["method"] == "keywords")
+    assert kw["recall"] == 1.0  # FATAL and "error" are in every abnormal window
+
+
 def test_bench_with_models_and_the_streaming_path(tmp_path, tiny_model_dir):
     """Offline cascade, the fast-vs-full probe and the real streaming path (embedded broker,
     worker process, kafka-python replay) on a tiny random model that fails open, so every
