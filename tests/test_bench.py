@@ -176,6 +176,36 @@ def test_bench_on_your_own_file_with_line_labels(tmp_path):
     assert kw["recall"] == 1.0  # FATAL and "error" are in every abnormal window
 
 
+def test_bench_on_id_sessions_with_a_labels_csv(tmp_path):
+    """HDFS-style: sessions by block id, labels from an (id, label) CSV, as Loghub ships them."""
+    from rlog.cli import main
+
+    lines, labels = [], ["BlockId,Label"]
+    for b in range(60):
+        blk = f"blk_{1000 + b}"
+        bad = b % 6 == 5
+        lines += [f"081109 2036{b % 60:02d} 148 INFO dfs.DataNode$DataXceiver: Receiving block {blk} src: /10.0.0.{b % 9}",
+                  f"081109 2036{b % 60:02d} 149 INFO dfs.DataNode$PacketResponder: Received block {blk} of size 67108864"]
+        if bad:
+            lines.append(f"081109 2036{b % 60:02d} 150 WARN dfs.DataNode: writeBlock {blk} received exception "
+                         "java.io.IOException: Connection reset by peer")
+        lines.append(f"081109 2036{b % 60:02d} 151 INFO dfs.FSNamesystem: BLOCK* NameSystem.addStoredBlock: {blk}")
+        labels.append(f"{blk},{'Anomaly' if bad else 'Normal'}")
+    log = tmp_path / "hdfs.log"
+    log.write_text("\n".join(lines) + "\n")
+    csv_path = tmp_path / "anomaly_label.csv"
+    csv_path.write_text("\n".join(labels) + "\n")
+    out = tmp_path / "out"
+    assert main(["bench", "--file", str(log), "--format", "hdfs", "--id-pattern", "hdfs", "--labels", str(csv_path),
+                 "--out", str(out), "--no-llm", "-q"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    info = r["datasets"]["hdfs"]
+    assert info["session"]["mode"] == "id" and info["fit_sessions"] == 42 and info["test_sessions"] == 18
+    assert info["test_abnormal"] == 3
+    kw = next(x for x in r["detection"] if x["method"] == "keywords")
+    assert (kw["tp"], kw["fp"]) == (3, 0)  # "exception" is in exactly the abnormal blocks
+
+
 def test_bench_with_models_and_the_streaming_path(tmp_path, tiny_model_dir):
     """Offline cascade, the fast-vs-full probe and the real streaming path (embedded broker,
     worker process, kafka-python replay) on a tiny random model that fails open, so every

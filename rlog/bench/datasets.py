@@ -43,6 +43,7 @@ class BenchData:
     stream_file: Path | None = None  # the scored lines, as the stream path replays them
     stream_truth: Path | None = None  # their truth.csv (one row per line), when labelled
     stream_config: dict = field(default_factory=dict)  # parse + session sections for the worker
+    labels: dict[str, bool] | None = None  # session labels by id (a labels CSV), when given
     sample: list[str] = field(default_factory=list)  # scored raw lines, for per-stage throughput
     truth_note: str = ""
 
@@ -164,6 +165,8 @@ def load_dataset(spec: DatasetSpec, base: RlogConfig, work: Path, data_dir: Path
         scored = list(_sim_lines(test_dir))
         test = _feed(pipe, "sim", scored) + pipe.flush()[0]
         everything = fit + test
+        if spec.max_test_sessions is not None:
+            test = test[: spec.max_test_sessions]
         note = f"simulated, seed {sim.seed}, {manifest['lines']:,} lines; baselines fit on seed {sim.seed + 1000}"
     else:
         own = None
@@ -200,8 +203,6 @@ def load_dataset(spec: DatasetSpec, base: RlogConfig, work: Path, data_dir: Path
             test = test[: spec.max_test_sessions]
         seqs = [ln.seq for s in test for ln in s.lines]
         scored = lines[min(seqs) - 1: max(seqs)] if seqs else []
-    if spec.max_test_sessions is not None:
-        test = test[: spec.max_test_sessions]
     stream_file = work / "scored.log"
     stream_file.write_text("".join(t + "\n" for t, _ in scored), encoding="utf-8")
     stream_truth = None

@@ -24,7 +24,6 @@ from stream.sessions import Session
 class LLMRun:
     fast_pred: list[bool]
     cascade_pred: list[bool]
-    decisions: list[Decision]
     model_s: float
     stats: dict
     root_cause: dict | None = None
@@ -51,7 +50,7 @@ def run_cascade(cascade: Cascade, sessions: Sequence[Session], *, desc: str, pro
     return LLMRun(
         fast_pred=[d.fast.ok and d.fast.verdict == "abnormal" for d in decisions],
         cascade_pred=[d.verdict == "abnormal" for d in decisions],
-        decisions=decisions, model_s=model_s, stats=cascade.stats.summary(),
+        model_s=model_s, stats=cascade.stats.summary(),
         root_cause=scorer.root_cause() if scorer else None,
     )
 

@@ -36,7 +36,8 @@ class Reference:
     scenario: str | None = None
 
 
-def reference_sessions(path: Path, truth_path: Path | None, cfg: RlogConfig) -> dict[str, Reference]:
+def reference_sessions(path: Path, truth_path: Path | None, cfg: RlogConfig,
+                       labels: dict[str, bool] | None = None) -> dict[str, Reference]:
     """Cut ``path`` the way the worker does (source = the replay's key, the file name)."""
     pipe = Pipeline(cfg)
     out: dict[str, Reference] = {}
@@ -44,7 +45,7 @@ def reference_sessions(path: Path, truth_path: Path | None, cfg: RlogConfig) -> 
     def keep(sessions) -> None:
         for s in sessions:
             t = s.truth
-            out[s.session_id] = Reference(session_label(s), max(ln.seq for ln in s.lines),
+            out[s.session_id] = Reference(session_label(s, labels), max(ln.seq for ln in s.lines),
                                           t.scenario if t is not None else None)
 
     with open(path, "rb") as f:
@@ -100,7 +101,7 @@ def run_stream(data: BenchData, cfg: RlogConfig, work: Path, *, rate: float | No
     conf = wp.worker_config(data.stream_config, cfg, port=port, name=name)
     cfg_path = wp.write_config(conf, work / "worker-config.yaml")
     wcfg = load_config(cfg_path, env={})
-    refs = reference_sessions(data.stream_file, data.stream_truth, wcfg)
+    refs = reference_sessions(data.stream_file, data.stream_truth, wcfg, data.labels)
     res = StreamResult(sessions=len(refs), rate=rate)
     log_path = work / "worker.log"
     sent: dict[int, float] = {}
