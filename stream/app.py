@@ -95,6 +95,9 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         from rlog.models import cache_dir
 
         datadir = cache_dir() / "faust"
+    # Faust creates only the last level; on a fresh machine the cache folder may not exist yet
+    # (it appears when the built-in model is first converted, which a custom model never does).
+    Path(datadir).mkdir(parents=True, exist_ok=True)
     # One consumer group per role set: workers running the same roles share partitions, and
     # a parse-only fleet and a model fleet scale apart. (Do not mix all-role and single-role
     # workers on one input: both groups would read it.)

@@ -169,6 +169,17 @@ def test_unreachable_broker_at_start_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("kcat") is None, reason="needs Debian's kcat (apt-get install kcat; .ci/run does)")
+def test_worker_on_a_fresh_machine_creates_its_state_folder(tmp_path, monkeypatch):
+    """Found by the benchmark's CI run: with a custom model nothing had created the cache
+    folder yet, and Faust (which makes only the last level of its datadir) crashed at start."""
+    from stream.app import build_app
+
+    monkeypatch.setenv("RLOG_CACHE_DIR", str(tmp_path / "fresh" / "cache"))
+    cfg = load_config(env={}, overrides={"stream": {"web_port": free_port()}})
+    build_app(cfg, "127.0.0.1:9", ("parse",))
+    assert (tmp_path / "fresh" / "cache" / "faust").is_dir()
+
+
 def test_independent_client_kcat_produces_lines_and_reads_alerts(broker, sim_dir, tiny_model_dir, tmp_path):
     probe = subprocess.run(["kcat", "-L", "-b", broker.bootstrap, "-m", "5"], capture_output=True, timeout=60)
     if probe.returncode != 0:
