@@ -13,6 +13,15 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     return s[min(len(s) - 1, int(q * len(s)))] if s else None
 
 
+def percentiles(values: Sequence[float], qs: Sequence[float] = (0.5, 0.95, 0.99), digits: int = 1) -> dict:
+    """``{"p50": ..., "p95": ..., "p99": ...}`` by nearest rank, rounded; None for no values."""
+    out = {}
+    for q in qs:
+        v = percentile(values, q)
+        out[f"p{round(q * 100)}"] = round(v, digits) if v is not None else None
+    return out
+
+
 @dataclass(frozen=True)
 class BinaryScores:
     """Confusion counts and the scores derived from them (abnormal is the positive class)."""

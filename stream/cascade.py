@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 from rlog.alerts import Alert, alert_id, pick_evidence
 from rlog.backends.base import Backend, BackendError, Generation, GenerationParams
 from rlog.config import CascadeConfig
-from rlog.metrics import percentile
+from rlog.metrics import percentiles
 from rlog.prompts import ChatPrompt, FastAnswer, FullAnswer, Mode, parse_fast, parse_full, session_prompt
 from stream.sessions import Session
 
@@ -171,15 +171,11 @@ class CascadeStats:
         return self.cache_hits / self.sessions if self.sessions else 0.0
 
     def summary(self) -> dict:
-        def pct(xs, q):
-            p = percentile(xs, q)
-            return round(p, 1) if p is not None else None
-
         d = {k: v for k, v in self.__dict__.items() if not isinstance(v, deque)}
         d["cache_hit_ratio"] = round(self.cache_hit_ratio, 4)
         for name in ("fast_ms", "full_ms"):
             xs = getattr(self, name)
-            d[name.replace("_ms", "_batch_ms")] = {"p50": pct(xs, 0.5), "p95": pct(xs, 0.95), "n": len(xs)}
+            d[name.replace("_ms", "_batch_ms")] = {**percentiles(xs, (0.5, 0.95)), "n": len(xs)}
         return d
 
 

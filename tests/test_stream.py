@@ -168,7 +168,6 @@ def test_unreachable_broker_at_start_is_a_clear_error(tmp_path):
     assert f"cannot reach a Kafka broker at 127.0.0.1:{port}" in r.stderr
 
 
-@pytest.mark.skipif(shutil.which("kcat") is None, reason="needs Debian's kcat (apt-get install kcat; .ci/run does)")
 def test_worker_on_a_fresh_machine_creates_its_state_folder(tmp_path, monkeypatch):
     """Found by the benchmark's CI run: with a custom model nothing had created the cache
     folder yet, and Faust (which makes only the last level of its datadir) crashed at start."""
@@ -180,6 +179,7 @@ def test_worker_on_a_fresh_machine_creates_its_state_folder(tmp_path, monkeypatc
     assert (tmp_path / "fresh" / "cache" / "faust").is_dir()
 
 
+@pytest.mark.skipif(shutil.which("kcat") is None, reason="needs Debian's kcat (apt-get install kcat; .ci/run does)")
 def test_independent_client_kcat_produces_lines_and_reads_alerts(broker, sim_dir, tiny_model_dir, tmp_path):
     probe = subprocess.run(["kcat", "-L", "-b", broker.bootstrap, "-m", "5"], capture_output=True, timeout=60)
     if probe.returncode != 0:

@@ -60,7 +60,8 @@ def session_label(s: Session, labels: dict[str, bool] | None = None) -> bool | N
     return t.label if t is not None else s.label
 
 
-def _feed(pipe: Pipeline, source: str, lines: Iterable[LabelledLine]) -> list[Session]:
+def feed_lines(pipe: Pipeline, source: str, lines: Iterable[LabelledLine]) -> list[Session]:
+    """Every line into ``pipe`` (numbered from 1, as the worker numbers them); the sessions it closed."""
     out: list[Session] = []
     for i, (text, truth) in enumerate(lines, 1):
         sessions, _ = pipe.feed(source, Line(i, text), truth)
@@ -68,21 +69,20 @@ def _feed(pipe: Pipeline, source: str, lines: Iterable[LabelledLine]) -> list[Se
     return out
 
 
-def _sim_lines(folder: Path) -> Iterator[LabelledLine]:
-    with open(folder / "logs.jsonl", "rb") as f, TruthReader(folder / "truth.csv") as truth:
-        for ln in read_lines(f, 1 << 20):
-            yield ln.text, truth.get(ln.seq)
-
-
-def _file_lines(path: Path, truth_path: Path | None) -> Iterator[LabelledLine]:
+def labelled_lines(path: Path, truth_path: Path | None, max_chars: int = 1 << 20) -> Iterator[LabelledLine]:
+    """Lines of ``path`` with their row of a per-line ``truth.csv`` (None without one)."""
     with open(path, "rb") as f:
         reader = TruthReader(truth_path) if truth_path else None
         try:
-            for ln in read_lines(f, 1 << 20):
+            for ln in read_lines(f, max_chars):
                 yield ln.text, reader.get(ln.seq) if reader else None
         finally:
             if reader:
                 reader.close()
+
+
+def _sim_lines(folder: Path) -> Iterator[LabelledLine]:
+    return labelled_lines(folder / "logs.jsonl", folder / "truth.csv")
 
 
 def loghub_lines(data_dir: Path, system: str, corrections: bool) -> list[LabelledLine]:
@@ -161,9 +161,9 @@ def load_dataset(spec: DatasetSpec, base: RlogConfig, work: Path, data_dir: Path
                      fit_dir, progress=False)
         cfg = _config(base, _sections(spec, manifest["config"]))
         pipe = Pipeline(cfg)
-        fit = (_feed(pipe, "sim", _sim_lines(fit_dir)) if spec.fit_lines else []) + pipe.flush()[0]
+        fit = (feed_lines(pipe, "sim", _sim_lines(fit_dir)) if spec.fit_lines else []) + pipe.flush()[0]
         scored = list(_sim_lines(test_dir))
-        test = _feed(pipe, "sim", scored) + pipe.flush()[0]
+        test = feed_lines(pipe, "sim", scored) + pipe.flush()[0]
         everything = fit + test
         if spec.max_test_sessions is not None:
             test = test[: spec.max_test_sessions]
@@ -188,7 +188,7 @@ def load_dataset(spec: DatasetSpec, base: RlogConfig, work: Path, data_dir: Path
                 path = path / manifest["files"]["logs"]
             if not path.is_file():
                 raise ConfigError(f"dataset {spec.name}: log file not found: {path}")
-            lines = list(_file_lines(path, truth_path))
+            lines = list(labelled_lines(path, truth_path))
             if spec.labels:
                 from stream.offline import read_labels
 
@@ -196,7 +196,7 @@ def load_dataset(spec: DatasetSpec, base: RlogConfig, work: Path, data_dir: Path
             note = str(path)
         cfg = _config(base, _sections(spec, own))
         pipe = Pipeline(cfg)
-        everything = _feed(pipe, spec.system or spec.name, lines) + pipe.flush()[0]
+        everything = feed_lines(pipe, spec.system or spec.name, lines) + pipe.flush()[0]
         n_fit = _split(len(everything), spec.fit_fraction)
         fit, test = everything[:n_fit], everything[n_fit:]
         if spec.max_test_sessions is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from rlog.metrics import percentile
+from rlog.metrics import percentiles
 from stream.cascade import Cascade, Decision, prompt_for, sequence_of
 from stream.offline import TruthScorer
 from stream.sessions import Session
@@ -67,12 +67,8 @@ class Probe:
     prompt_tokens: list[int] = field(default_factory=list)
 
     def summary(self) -> dict:
-        def stats(xs: list[float]) -> dict:
-            return {"mean": round(sum(xs) / len(xs), 1) if xs else None,
-                    **{f"p{int(q * 100)}": (round(v, 1) if (v := percentile(xs, q)) is not None else None)
-                       for q in (0.5, 0.95, 0.99)}}
-
-        fast, full = stats(self.fast_ms), stats(self.full_ms)
+        fast = {"mean": _mean(self.fast_ms), **percentiles(self.fast_ms)}
+        full = {"mean": _mean(self.full_ms), **percentiles(self.full_ms)}
         speedup = round(full["mean"] / fast["mean"], 2) if fast["mean"] and full["mean"] else None
         return {"sessions": self.sessions, "fast_ms": fast, "full_ms": full, "speedup_mean": speedup,
                 "speedup_p50": round(full["p50"] / fast["p50"], 2) if fast["p50"] and full["p50"] else None,

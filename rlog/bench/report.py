@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+STAGES = ("drain3_alone", "parse", "mine", "sessionize", "pipeline", "models", "end_to_end")
 METHOD_ORDER = ("drain3-novelty", "keywords", "pca", "iforest", "deeplog", "rlog-fast", "rlog", "rlog (stream)")
 
 
@@ -103,13 +104,12 @@ def render_markdown(r: dict[str, Any]) -> str:
                   f"{_f(p['speedup_p50'], 1)}x (median); R-Log-fast alone reaches "
                   f"{_f(p.get('fast_f1_over_cascade_f1'), 2)} of the cascade's F1 on `{p['dataset']}`.", ""]
     if r["stages"]:
-        keys = ("drain3_alone", "parse", "mine", "sessionize", "pipeline", "models", "end_to_end")
         lines += ["## Throughput (lines/s)", "",
                   "Stages before the models are timed inside one pass of the real pipeline; `models` is the "
                   "cascade on the scored sessions; `end to end` is both (offline, one process).", "",
                   _table(["dataset", "Drain3 alone", "parse", "mine", "sessionize", "pipeline", "models",
                           "end to end"],
-                         [[k, *(_n(v["lines_per_s"].get(s)) for s in keys)] for k, v in r["stages"].items()]), ""]
+                         [[k, *(_n(v["lines_per_s"].get(s)) for s in STAGES)] for k, v in r["stages"].items()]), ""]
     if r["stream"]:
         lines += ["## Streaming path", "",
                   "Embedded broker (tansu), one `rlog run` worker process (all roles), kafka-python replay of the "
@@ -192,7 +192,7 @@ def plot_all(r: dict[str, Any], out: Path) -> list[Path]:
         fig.tight_layout()
         made.append(_save(fig, out / "latency.png"))
     if r["stages"]:
-        keys = ("drain3_alone", "parse", "mine", "sessionize", "pipeline", "models", "end_to_end")
+        keys = STAGES
         datasets = list(r["stages"])
         fig, ax = plt.subplots(figsize=(9, 0.6 + 0.5 * len(keys) * len(datasets) / 2))
         height = 0.8 / len(datasets)

@@ -33,7 +33,8 @@ def _say(msg: str) -> None:
     print(f"rlog bench: {msg}", file=sys.stderr, flush=True)
 
 
-def peak_rss_mb() -> float:
+def own_peak_rss_mb() -> float:
+    """This process's peak RSS (getrusage; the worker's, a child never waited for, comes from /proc)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
@@ -170,7 +171,7 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
     parse_rows = parsing(data_dir, systems) if have_data and data_dir is not None else []
     if not have_data:
         skipped["parsing"] = f"needs Loghub samples under {data_dir}/loghub (absent)"
-    memory = {"bench_peak_rss_mb_without_models": peak_rss_mb()}
+    memory = {"bench_peak_rss_mb_without_models": own_peak_rss_mb()}
     cost: dict[str, dict] = {}
     root_cause: dict[str, dict] = {}
     probe_summary: dict | None = None
@@ -216,7 +217,7 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
             full_f1 = next((r["f1"] for r in rows if r["method"] == "rlog" and r["dataset"] == ds.name
                             and r["level"] == "session"), None)
             probe_summary["fast_f1_over_cascade_f1"] = round(fast_f1 / full_f1, 3) if fast_f1 and full_f1 else None
-        memory["bench_peak_rss_mb_with_models"] = peak_rss_mb()
+        memory["bench_peak_rss_mb_with_models"] = own_peak_rss_mb()
     elif llm:
         skipped["models"] = "no dataset asks for the models"
     streams: dict[str, dict] = {}

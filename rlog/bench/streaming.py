@@ -15,16 +15,14 @@ from pathlib import Path
 
 import orjson
 
-from rlog.bench.datasets import BenchData, session_label
+from rlog.bench.datasets import BenchData, feed_lines, labelled_lines, session_label
 from rlog.config import RlogConfig, load_config
-from rlog.metrics import BinaryScores, binary_scores
+from rlog.metrics import BinaryScores, binary_scores, percentiles
 from stream import worker_proc as wp
 from stream.broker import EmbeddedBroker, free_port
 from stream.kafka_io import make_producer, read_topic_to_end
 from stream.pipeline import Pipeline
-from stream.records import read_lines
 from stream.replay import replay
-from stream.truth import TruthReader
 
 
 @dataclass
@@ -40,23 +38,12 @@ def reference_sessions(path: Path, truth_path: Path | None, cfg: RlogConfig,
                        labels: dict[str, bool] | None = None) -> dict[str, Reference]:
     """Cut ``path`` the way the worker does (source = the replay's key, the file name)."""
     pipe = Pipeline(cfg)
+    lines = labelled_lines(path, truth_path, cfg.parse.max_line_chars)
     out: dict[str, Reference] = {}
-
-    def keep(sessions) -> None:
-        for s in sessions:
-            t = s.truth
-            out[s.session_id] = Reference(session_label(s, labels), max(ln.seq for ln in s.lines),
-                                          t.scenario if t is not None else None)
-
-    with open(path, "rb") as f:
-        truth = TruthReader(truth_path) if truth_path else None
-        try:
-            for ln in read_lines(f, cfg.parse.max_line_chars):
-                keep(pipe.feed(path.name, ln, truth.get(ln.seq) if truth else None)[0])
-        finally:
-            if truth:
-                truth.close()
-    keep(pipe.flush()[0])
+    for s in feed_lines(pipe, path.name, lines) + pipe.flush()[0]:
+        t = s.truth
+        out[s.session_id] = Reference(session_label(s, labels), max(ln.seq for ln in s.lines),
+                                      t.scenario if t is not None else None)
     return out
 
 
@@ -78,13 +65,9 @@ class StreamResult:
     error: str | None = None
 
     def to_dict(self) -> dict:
-        from rlog.metrics import percentile
-
         d = {k: v for k, v in self.__dict__.items() if k not in ("scores", "latency_ms")}
         d["scores"] = self.scores.as_dict() if self.scores else None
-        d["latency_ms"] = {f"p{int(q * 100)}": (round(v, 1) if (v := percentile(self.latency_ms, q)) is not None
-                                                 else None) for q in (0.5, 0.95, 0.99)}
-        d["latency_ms"]["n"] = len(self.latency_ms)
+        d["latency_ms"] = {**percentiles(self.latency_ms), "n": len(self.latency_ms)}
         d["latency_ms_all"] = [round(x, 1) for x in self.latency_ms]
         d["lines_per_s"] = round(self.lines / self.total_s, 2) if self.total_s else None
         d["replay_lines_per_s"] = round(self.lines / self.replay_s, 1) if self.replay_s else None
@@ -112,7 +95,7 @@ def run_stream(data: BenchData, cfg: RlogConfig, work: Path, *, rate: float | No
                 res.error = f"the worker did not start; see {log_path}"
                 return res
             producer = make_producer(broker.bootstrap)
-            t0 = time.time()
+            t0 = time.monotonic()
             st = replay(data.stream_file, f"{name}.raw", producer, rate=rate, progress=progress,
                         on_send=lambda n: sent.__setitem__(n, time.time()))
             producer.close()
@@ -137,7 +120,8 @@ def run_stream(data: BenchData, cfg: RlogConfig, work: Path, *, rate: float | No
                 time.sleep(1)
             else:
                 res.error = f"not every session was judged within {timeout_s:.0f}s"
-            res.total_s = time.time() - t0 - (3 if res.completed else 0)
+            # until every session was judged (the 3 s of stability that confirm it are not counted)
+            res.total_s = (done_since if res.completed and done_since else time.monotonic()) - t0
             m = wp.scrape_metrics(port)
             res.worker_peak_rss_mb = wp.peak_rss_mb(proc.pid)
             res.metrics = {k: v for k, v in m.items() if k.startswith(("rlog_", "process_resident"))
