@@ -60,11 +60,13 @@ bench-quick: install
 # pytest exits 5 when it collected nothing: that is a failure here, never a green run.
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	@$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

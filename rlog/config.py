@@ -15,12 +15,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rlog.errors import RlogError
 from rlog.models import SMOLLM2
 
 ENV_PREFIX = "RLOG_"
 
 
-class ConfigError(ValueError):
+class ConfigError(RlogError, ValueError):
     """Configuration that cannot be used; the message names the field and the fix."""
 
 
@@ -48,7 +49,7 @@ class ParseConfig(_Section):
     @field_validator("format")
     @classmethod
     def _known_format(cls, v: str) -> str:
-        from stream.formats import get_format
+        from rlog.pipeline.formats import get_format
 
         get_format(v)
         return v
@@ -56,7 +57,7 @@ class ParseConfig(_Section):
     @field_validator("formats")
     @classmethod
     def _known_formats(cls, v: dict[str, str]) -> dict[str, str]:
-        from stream.formats import get_format
+        from rlog.pipeline.formats import get_format
 
         for spec in v.values():
             get_format(spec)

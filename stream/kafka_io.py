@@ -12,13 +12,15 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from rlog.errors import RlogError
+
 BROKER_ENV = "RLOG_KAFKA_BROKER"
 # Client settings read from the environment (RLOG_KAFKA_SECURITY_PROTOCOL=SASL_SSL, ...).
 SECURITY_KEYS = ("security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password",
                  "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
 
 
-class BrokerUnavailable(ConnectionError):
+class BrokerUnavailable(RlogError, ConnectionError):
     """No Kafka broker answered at the configured address."""
 
 

@@ -3,7 +3,8 @@
 The bytes of each line go out unchanged (invalid UTF-8 included: the stream must cope,
 and dead-letters what it cannot parse). JSON envelopes keep their source as the record
 key, so each component lands on one partition in order; plain lines are keyed by the
-file name (or ``--key``).
+file name (or ``--key``). ``KafkaSink`` does the same for a simulation as it runs
+(``rlog simulate --to-kafka``), paced by simulated event time.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from stream.formats import LogFormat
+from rlog.pipeline.formats import LogFormat
+from rlog.sim.engine import SimLine
+from rlog.sim.output import envelope
+from stream.kafka_io import make_producer
 
 
 @dataclass
@@ -109,3 +114,34 @@ def replay(path: str | Path, topic: str, producer, *, rate: float | None = None,
         bar.update(size - bar.n)
     st.elapsed_s = clock() - t0
     return st
+
+
+class KafkaSink:
+    """Produce envelopes to a topic, keyed by component, paced to (accelerated) event time.
+
+    ``speedup`` 1 replays in real time, 60 makes a minute of logs take a second, 0 sends as
+    fast as the broker takes them.
+    """
+
+    def __init__(self, topic: str, bootstrap: str, speedup: float = 1.0, *, producer: Any = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+        self.topic, self.speedup = topic, speedup
+        self.producer = producer or make_producer(bootstrap)
+        self._sleep, self._clock = sleep, clock
+        self._origin: tuple[float, int] | None = None
+        self.sent = 0
+
+    def send(self, line: SimLine) -> None:
+        if self.speedup > 0:
+            if self._origin is None:
+                self._origin = (self._clock(), line.t_ms)
+            due = self._origin[0] + (line.t_ms - self._origin[1]) / 1000 / self.speedup
+            wait = due - self._clock()
+            if wait > 0:
+                self._sleep(wait)
+        self.producer.send(self.topic, key=line.source.encode(), value=envelope(line))
+        self.sent += 1
+
+    def close(self) -> None:
+        self.producer.flush()
+        self.producer.close()

@@ -7,8 +7,9 @@ import pytest
 from rlog.backends import load_backend
 from rlog.backends.base import BackendError, GenerationParams
 from rlog.config import ModelSpec
+from rlog.contract.answers import parse_fast
+from rlog.contract.prompts import session_prompt
 from rlog.models import ModelNotFound
-from rlog.prompts import parse_fast, session_prompt
 
 
 def test_batched_generation_with_logprobs(tiny_backend):

@@ -2,21 +2,15 @@
 
 import pytest
 
-from rlog.alerts import Alert, alert_id, pick_evidence
 from rlog.backends.base import BackendError
+from rlog.cascade.alerts import Alert, alert_id, pick_evidence
+from rlog.cascade.batching import MicroBatcher
+from rlog.cascade.cache import VerdictCache, sequence_key
+from rlog.cascade.cascade import Cascade, Decision, final_verdict, needs_escalation
 from rlog.config import CascadeConfig, ModelSpec
-from rlog.prompts import FastAnswer, FullAnswer
-from stream.cascade import (
-    Cascade,
-    Decision,
-    MicroBatcher,
-    VerdictCache,
-    final_verdict,
-    needs_escalation,
-    sequence_key,
-    sequence_of,
-)
-from stream.sessions import Session, SessionLine
+from rlog.contract.answers import FastAnswer, FullAnswer
+from rlog.contract.representation import sequence_of
+from rlog.pipeline.sessions import Session, SessionLine
 
 
 def session(sid, templates, source="src"):

@@ -6,10 +6,10 @@ import orjson
 import pytest
 
 from rlog.config import ConfigError, load_config
-from stream.envelope import EnvelopeError, unwrap
-from stream.pipeline import Pipeline
-from stream.records import Line
-from stream.truth import NORMAL, LineTruth, TruthReader, session_truth
+from rlog.pipeline.envelope import EnvelopeError, unwrap
+from rlog.pipeline.lines import Line
+from rlog.pipeline.pipeline import Pipeline
+from rlog.truth import NORMAL, LineTruth, TruthReader, session_truth
 
 HDFS = "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating"
 SYSLOG = "2026-01-05T08:00:01.123000+00:00 dn-03 kernel: [ 12.5] sd 2:0:0:0: [sdc] I/O error"

@@ -1,6 +1,6 @@
 import pytest
 
-from stream.formats import PRESETS, FormatError, get_format
+from rlog.pipeline.formats import PRESETS, FormatError, get_format
 
 SAMPLES = {
     "hdfs": "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating",

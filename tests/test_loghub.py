@@ -6,7 +6,7 @@ import pytest
 from conftest import need_data
 
 from rlog.cli import main
-from stream.loghub import loghub_parsing_accuracy
+from rlog.loghub import loghub_parsing_accuracy
 
 # Regression floors, a little under what this parser measured (published Drain in comments).
 FLOORS = {

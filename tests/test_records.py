@@ -1,7 +1,8 @@
 import io
 
-from stream.formats import get_format
-from stream.records import DeadLetter, LogRecord, RecordParser, read_lines
+from rlog.pipeline.formats import get_format
+from rlog.pipeline.lines import DeadLetter, read_lines
+from rlog.pipeline.records import LogRecord, RecordParser
 
 FMT = get_format("<Date> <Time> <Level>: <Content>")
 

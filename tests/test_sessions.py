@@ -2,13 +2,7 @@ import logging
 
 import pytest
 
-from stream.sessions import (
-    ID_PRESETS,
-    CountWindowSessionizer,
-    IdSessionizer,
-    SessionLine,
-    TimeWindowSessionizer,
-)
+from rlog.pipeline.sessions import ID_PRESETS, CountWindowSessionizer, IdSessionizer, SessionLine, TimeWindowSessionizer
 
 
 def ln(seq, raw, ts=None, tpl="t", label=None):

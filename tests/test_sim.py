@@ -11,14 +11,15 @@ import pytest
 
 from rlog.cli import main
 from rlog.config import load_config
+from rlog.pipeline.envelope import unwrap
+from rlog.pipeline.formats import get_format
+from rlog.pipeline.lines import read_lines
+from rlog.pipeline.pipeline import Pipeline
 from rlog.sim.engine import Injection, SimConfig, Simulator
-from rlog.sim.output import KafkaSink, analysis_config, read_manifest, simulate
+from rlog.sim.output import analysis_config, read_manifest, simulate
 from rlog.sim.scenarios import BENIGN, FAULTS, SCENARIOS
 from rlog.sim.world import FORMATS
-from stream.envelope import unwrap
-from stream.formats import get_format
-from stream.pipeline import Pipeline
-from stream.records import read_lines
+from stream.replay import KafkaSink
 
 
 def read_csv(path):

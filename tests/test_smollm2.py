@@ -3,10 +3,10 @@
 import pytest
 
 from rlog.backends import load_backend
+from rlog.cascade.cascade import Cascade
 from rlog.config import CascadeConfig, ModelSpec
 from rlog.models import SMOLLM2, resolve_model
-from stream.cascade import Cascade
-from stream.sessions import Session, SessionLine
+from rlog.pipeline.sessions import Session, SessionLine
 
 pytestmark = pytest.mark.slow
 

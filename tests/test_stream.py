@@ -22,12 +22,12 @@ import pytest
 import yaml
 
 from rlog.config import load_config
+from rlog.pipeline.lines import Line
+from rlog.pipeline.pipeline import Pipeline
 from rlog.sim.engine import SimConfig
 from rlog.sim.output import analysis_config, simulate
 from stream.broker import EmbeddedBroker, free_port
 from stream.kafka_io import ensure_topics, make_producer, read_topic
-from stream.pipeline import Pipeline
-from stream.records import Line
 
 
 @pytest.fixture(scope="module")
@@ -356,7 +356,7 @@ def test_roles_run_as_separate_workers(broker, sim_dir, tiny_model_dir, tmp_path
 
 
 def test_replay_paces_by_log_time_or_rate_and_keys_by_source(broker, sim_dir, tmp_path):
-    from stream.formats import get_format
+    from rlog.pipeline.formats import get_format
     from stream.replay import replay
 
     slept: list[float] = []

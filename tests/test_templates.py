@@ -1,5 +1,5 @@
-from stream.formats import get_format
-from stream.templates import TemplateStore, template_id
+from rlog.pipeline.formats import get_format
+from rlog.pipeline.templates import TemplateStore, template_id
 
 RAW = get_format("raw")
 MSGS = [

@@ -11,7 +11,7 @@ import yaml
 from rlog.backends import GenerationParams, load_backend
 from rlog.cli import main
 from rlog.config import ConfigError, ModelSpec
-from rlog.prompts import session_prompt
+from rlog.contract.prompts import session_prompt
 from train.data import Example
 from train.evaluate import score_outputs
 from train.recipe import load_recipe

@@ -7,15 +7,16 @@ from collections import Counter
 import pytest
 
 from rlog.config import CascadeConfig
-from rlog.prompts import check_format, session_prompt
-from stream.cascade import prompt_for
+from rlog.contract.answers import check_format
+from rlog.contract.prompts import session_prompt
+from rlog.contract.representation import prompt_for
+from rlog.loghub import load_corrections
 from tests.conftest import need_data
 from train.data import (
     DataError,
     bgl_examples,
     build_examples,
     chrono_split,
-    load_corrections,
     load_trajectories,
     short_rationale,
     shorten_fast,

@@ -1,1 +1,1 @@
-"""Training recipes (SFT + GRPO) that produce R-Log and R-Log-fast; built on rlog.prompts."""
+"""Training recipes (SFT + GRPO) that produce R-Log and R-Log-fast; built on the model contract in rlog.contract."""

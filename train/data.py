@@ -19,10 +19,8 @@ by a stable hash of the input for the trajectories, so a duplicate never straddl
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import os
 import random
 import re
 from collections import Counter, defaultdict
@@ -31,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlog.config import CascadeConfig, load_config
-from rlog.prompts import ChatPrompt, Mode, check_format, session_prompt, task_prompt
-from stream.cascade import sequence_of
+from rlog.contract.answers import check_format
+from rlog.contract.prompts import ChatPrompt, Mode, session_prompt, task_prompt
+from rlog.contract.representation import sequence_of
+from rlog.loghub import DataError, bgl_lines, load_corrections, shared_data_dir
 from train.rewards import PREFILL, TASKS
 
 SPLITS = ("train", "val", "test")
@@ -43,19 +43,6 @@ TRAJECTORY_FILES = {
     "root_cause": "RootCauseAnalysis_with_reason.json",
     "solution": "SolutionRecommendation_with_reason.json",
 }
-
-
-class DataError(ValueError):
-    """Training data that is missing or unusable; the message says where and what to do."""
-
-
-def shared_data_dir(explicit: str | Path | None = None) -> Path:
-    """``explicit``, else ``$RLOG_SHARED_DATA``, else ``../shared/data`` beside the checkout."""
-    if explicit:
-        return Path(explicit).expanduser()
-    if os.environ.get("RLOG_SHARED_DATA"):
-        return Path(os.environ["RLOG_SHARED_DATA"]).expanduser()
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @dataclass(frozen=True)
@@ -137,16 +124,6 @@ def _verdict_word(text: str) -> str | None:
     return w if w in ("normal", "abnormal") else None
 
 
-# --------------------------------------------------------------------------- corrections
-
-def load_corrections(data_dir: Path) -> dict[str, str]:
-    """RationAnomaly's expert label corrections: template → 'normal' | 'abnormal'."""
-    path = data_dir / "rationanomaly" / "anomaly_patch.json"
-    if not path.is_file():
-        return {}
-    return {" ".join(e["input"].split()): e["rectified"].strip().lower() for e in json.loads(path.read_text("utf-8"))}
-
-
 # --------------------------------------------------------------------------- trajectories
 
 @dataclass(frozen=True)
@@ -223,23 +200,6 @@ def trajectory_examples(trajs: Iterable[Trajectory], mode: Mode, *, corrections:
 
 # --------------------------------------------------------------------------- Loghub BGL
 
-def bgl_lines(data_dir: Path, corrections: dict[str, str] | None = None) -> list[tuple[str, bool]]:
-    """(raw line, abnormal) for BGL 2k, labels corrected by template where an expert said so."""
-    d = data_dir / "loghub" / "BGL"
-    log, structured = d / "BGL_2k.log", d / "BGL_2k.log_structured.csv"
-    if not log.is_file():
-        raise DataError(f"{log} not found (Loghub BGL 2k lives in ../shared/data/loghub)")
-    raw = log.read_text("utf-8", errors="replace").splitlines()
-    labels = [not ln.startswith("- ") for ln in raw]
-    if corrections and structured.is_file():
-        with open(structured, encoding="utf-8", newline="") as f:
-            for i, row in enumerate(csv.DictReader(f)):
-                fixed = corrections.get(" ".join(row["EventTemplate"].split()))
-                if fixed is not None and i < len(labels):
-                    labels[i] = fixed == "abnormal"
-    return list(zip(raw, labels, strict=True))
-
-
 def bgl_examples(data_dir: Path, mode: Mode, *, window: int = 20, corrections: dict[str, str] | None = None,
                  cascade: CascadeConfig | None = None, val: float = 0.15, test: float = 0.15) -> list[Example]:
     """Session examples (count windows) and template-level examples from labelled BGL.
@@ -247,9 +207,9 @@ def bgl_examples(data_dir: Path, mode: Mode, *, window: int = 20, corrections: d
     Lines go through the stream's own parser, template miner and sessionizer; a window is
     abnormal when any line is, a template when most of its lines are.
     """
-    from stream.pipeline import Pipeline
-    from stream.records import Line
-    from stream.truth import LineTruth
+    from rlog.pipeline.lines import Line
+    from rlog.pipeline.pipeline import Pipeline
+    from rlog.truth import LineTruth
 
     cascade = cascade or CascadeConfig()
     cfg = load_config(env={}, overrides={"parse": {"format": "bgl", "multiline": False},
@@ -305,7 +265,7 @@ def sim_examples(mode: Mode, *, seed: int = 11, lines: int = 6000, fault_gap_s: 
                  test: float = 0.15) -> list[Example]:
     """Session examples from the simulated estate, with incident-grounded reference answers."""
     from rlog.sim.engine import SimConfig
-    from rlog.sim.env import SimEnvironment, reference_answer, scenario_of
+    from train.environment import SimEnvironment, reference_answer, scenario_of
 
     cascade = cascade or CascadeConfig()
     episodes = list(SimEnvironment(SimConfig(seed=seed, lines=lines, fault_gap_s=fault_gap_s,

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from rlog.backends import GenerationParams, load_backend
 from rlog.config import ModelSpec
+from rlog.contract.answers import check_format
 from rlog.metrics import binary_scores, percentile
-from rlog.prompts import check_format
 from train.data import Example, cap_per_task
 from train.recipe import Recipe
 from train.rewards import OVERLAP_TASKS, PREFILL, TASKS, overlap, score, split_answer, template_f1
@@ -165,7 +165,7 @@ def evaluate_stage(recipe: Recipe, variant: str, run: str | Path, stage: str, *,
 
 def render_report(r: dict) -> str:
     """A short table of one evaluation report."""
-    from rlog.cli import format_table
+    from rlog.tables import format_table
 
     rows = []
     if "anomaly" in r:

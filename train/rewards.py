@@ -3,7 +3,7 @@
 GRPO ranks a group of completions of one prompt by these numbers, so every output, however
 broken, gets a finite score: a malformed answer is the worst outcome short of a missed
 anomaly, because the stream cannot act on it. The fast and full variants differ only in the
-tag order they require (``rlog.prompts.check_format``).
+tag order they require (``rlog.contract.answers.check_format``).
 
 Task rewards:
 
@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from rlog.prompts import CATEGORIES, PREFILL, TASK_NAMES, Mode, check_format, parse_fast, parse_full
+from rlog.contract.answers import check_format, parse_fast, parse_full
+from rlog.contract.prompts import CATEGORIES, PREFILL, TASK_NAMES, Mode
 
 Task = Literal["anomaly", "parsing", "interpretation", "root_cause", "solution"]
 TASKS: tuple[str, ...] = TASK_NAMES

@@ -88,7 +88,7 @@ def prepared_examples(recipe: Recipe, variant: str, tokenizer, max_prompt_tokens
     splits = build_examples(recipe, variant, stats=stats)
     out = {k: fits(v, tokenizer, max_prompt_tokens, stats) for k, v in splits.items()}
     if not out["train"]:
-        from train.data import DataError
+        from rlog.loghub import DataError
 
         raise DataError(f"no training examples for {variant!r} after filtering ({dict(stats)}); "
                         "check data.sources and data.max_prompt_tokens")

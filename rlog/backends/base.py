@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rlog.prompts import ChatPrompt, TokenLogprob
+from rlog.contract.answers import TokenLogprob
+from rlog.contract.prompts import ChatPrompt
+from rlog.errors import RlogError
 
 
-class BackendError(RuntimeError):
+class BackendError(RlogError, RuntimeError):
     """The engine failed to load or to generate; the message says what to check."""
 
 

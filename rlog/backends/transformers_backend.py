@@ -14,8 +14,9 @@ from pathlib import Path
 
 from rlog.backends.base import BackendError, Generation, GenerationParams
 from rlog.config import ModelSpec
+from rlog.contract.answers import TokenLogprob
+from rlog.contract.prompts import ChatPrompt
 from rlog.models import resolve_adapter, resolve_model
-from rlog.prompts import ChatPrompt, TokenLogprob
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,11 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rlog.sim.render import Msg, render
-from rlog.sim.scenarios import BENIGN, FAULTS, SCENARIOS, Script, get_scenario
+from rlog.sim.scenarios import BENIGN, FAULTS, SCENARIOS, get_scenario
+from rlog.sim.script import Script
 from rlog.sim.workload import ACTIVITIES, DEFAULT_MIX
 from rlog.sim.world import Rand, World
-from stream.truth import NORMAL, LineTruth
+from rlog.truth import NORMAL, LineTruth
 
 
 class Injection(BaseModel):

@@ -19,17 +19,17 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 
 from rlog.config import ParseConfig, SessionConfig
+from rlog.pipeline.sessions import Session, SessionLine
 from rlog.sim.engine import Incident, SimConfig, SimLine, Simulator
 from rlog.sim.world import FORMATS
-from stream.sessions import Session, SessionLine
-from stream.truth import TRUTH_COLUMNS, truth_row
+from rlog.truth import TRUTH_COLUMNS, truth_row
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class SessionTruthWriter:
     """Runs the analyzer's own sessionizer over the truth so window ids and bounds match it."""
 
     def __init__(self, f: IO[str], session: SessionConfig, incidents: Mapping[str, Incident]) -> None:
-        from stream.pipeline import make_sessionizer
+        from rlog.pipeline.sessions import make_sessionizer
 
         self.sessionizer = make_sessionizer(session)
         self.writer = csv.writer(f)
@@ -86,40 +86,19 @@ class SessionTruthWriter:
         return inc.action if inc is not None else ""
 
 
-class KafkaSink:
-    """Produce envelopes to a topic, keyed by component, paced to (accelerated) event time.
+class LineSink(Protocol):
+    """Where ``simulate`` sends each line besides the folder (``stream.replay.KafkaSink``:
+    a Kafka topic); ``kafka`` in the manifest reports its ``topic`` and ``sent`` count."""
 
-    ``speedup`` 1 replays in real time, 60 makes a minute of logs take a second, 0 sends as
-    fast as the broker takes them.
-    """
+    topic: str
+    sent: int
 
-    def __init__(self, topic: str, bootstrap: str, speedup: float = 1.0, *, producer: Any = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
-        from stream.kafka_io import make_producer
+    def send(self, line: SimLine) -> None: ...
 
-        self.topic, self.speedup = topic, speedup
-        self.producer = producer or make_producer(bootstrap)
-        self._sleep, self._clock = sleep, clock
-        self._origin: tuple[float, int] | None = None
-        self.sent = 0
-
-    def send(self, line: SimLine) -> None:
-        if self.speedup > 0:
-            if self._origin is None:
-                self._origin = (self._clock(), line.t_ms)
-            due = self._origin[0] + (line.t_ms - self._origin[1]) / 1000 / self.speedup
-            wait = due - self._clock()
-            if wait > 0:
-                self._sleep(wait)
-        self.producer.send(self.topic, key=line.source.encode(), value=envelope(line))
-        self.sent += 1
-
-    def close(self) -> None:
-        self.producer.flush()
-        self.producer.close()
+    def close(self) -> None: ...
 
 
-def simulate(cfg: SimConfig, out_dir: str | Path | None = None, *, sink: KafkaSink | None = None,
+def simulate(cfg: SimConfig, out_dir: str | Path | None = None, *, sink: LineSink | None = None,
              session: SessionConfig = DEFAULT_SESSION, progress: bool = True) -> dict[str, Any]:
     """Run the simulator into ``out_dir`` and/or ``sink``; return the manifest (also written to the folder)."""
     from tqdm import tqdm

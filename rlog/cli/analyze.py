@@ -1,0 +1,140 @@
+"""`rlog analyze`: the whole flow over a file offline, a readable summary, alerts as JSONL."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from pathlib import Path
+
+from rlog.cascade.alerts import headline
+from rlog.cli.common import add_config_flags, add_pipeline_flags, config_from_args
+from rlog.config import ConfigError, RlogConfig
+from rlog.tables import format_table
+
+log = logging.getLogger("rlog")
+
+
+def add_parsers(sub) -> None:
+    an = sub.add_parser("analyze", help="run the whole cascade over a log file offline",
+                        description="Parse FILE, group lines into sessions, judge each session with R-Log-fast, "
+                                    "escalate flagged ones to R-Log, print a summary and write alerts as JSONL. "
+                                    "With labels (BGL's first field, or --labels CSV) prints precision/recall/F1.")
+    an.add_argument("file", help="log file (any encoding; invalid UTF-8 is replaced and counted), or a folder "
+                    "written by `rlog simulate` (its formats, sessions and ground truth are used)")
+    add_config_flags(an)
+    add_pipeline_flags(an)
+    an.add_argument("--labels", metavar="CSV", help="session labels: id,label rows (Anomaly/Normal, 1/0)")
+    an.add_argument("--truth", metavar="CSV", help="per-line ground truth (a simulator's truth.csv): adds per-scenario "
+                    "detection and root-cause accuracy")
+    an.add_argument("--alerts", metavar="JSONL", help="write one alert per line here")
+    an.add_argument("--dead-letters", metavar="JSONL", help="write rejected lines with the reason here")
+    an.add_argument("--report", metavar="JSON", help="write every figure of the summary here")
+    an.add_argument("--parse-only", action="store_true", help="stop before the models (templates and sessions)")
+    an.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    an.set_defaults(func=cmd_analyze)
+
+
+
+def cmd_analyze(a: argparse.Namespace) -> int:
+    from rlog.analyze import analyze_file, read_labels
+    from rlog.backends import load_backend
+    from rlog.cascade.cascade import Cascade
+
+    path = Path(a.file)
+    truth_path = Path(a.truth) if a.truth else None
+    manifest = None
+    if path.is_dir():
+        from rlog.sim.output import MANIFEST, read_manifest
+
+        manifest = read_manifest(path)
+        if manifest is None:
+            raise ConfigError(f"{path} is a folder without {MANIFEST}: give a log file, or a folder written by "
+                              "`rlog simulate`")
+        truth_path = truth_path or path / manifest["files"]["truth"]
+        path = path / manifest["files"]["logs"]
+    cfg = config_from_args(a, manifest["config"] if manifest else None, f"{path.parent / 'manifest.json'}")
+    if not path.is_file():
+        raise ConfigError(f"log file not found: {path}")
+    if truth_path is not None and not truth_path.is_file():
+        raise ConfigError(f"truth file not found: {truth_path}")
+    labels = read_labels(a.labels) if a.labels else None
+    cascade = None
+    if not a.parse_only:
+        log.info("loading models (fast: %s, full: %s)", cfg.cascade.fast.model, cfg.cascade.full.model)
+        fast = load_backend(cfg.cascade.fast)
+        full = None
+        if cfg.cascade.escalate:
+            same = cfg.cascade.full.model_dump(include={"model", "adapter", "backend", "device"}) == \
+                cfg.cascade.fast.model_dump(include={"model", "adapter", "backend", "device"})
+            full = fast if same else load_backend(cfg.cascade.full)
+        cascade = Cascade(fast, full, cfg.cascade)
+    with contextlib.ExitStack() as files:
+        from rlog.truth import TruthReader
+
+        truth = files.enter_context(TruthReader(truth_path)) if truth_path else None
+        alerts_out = files.enter_context(open(a.alerts, "wb")) if a.alerts else None
+        dead_out = files.enter_context(open(a.dead_letters, "wb")) if a.dead_letters else None
+        report = analyze_file(path, cfg, cascade, labels=labels, truth=truth, alerts_out=alerts_out,
+                              dead_out=dead_out, progress=not a.quiet)
+    print(render_report(report, cfg))
+    if a.report:
+        import orjson
+
+        Path(a.report).write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
+    return 0
+
+
+def render_report(r, cfg: RlogConfig) -> str:
+    """The human summary of an analysis: volumes, sessions, models, alerts, scores."""
+    rate = f"{r.lines / r.elapsed_s:,.0f} lines/s" if r.elapsed_s else ""
+    fmt = f"format {cfg.parse.format}"
+    if cfg.parse.formats:
+        fmt = "formats " + ", ".join(f"{k}: {v}" for k, v in cfg.parse.formats.items())
+    rows = [
+        ("lines", f"{r.lines:,}", rate),
+        ("records", f"{r.records:,}", fmt),
+        ("dead letters", sum(r.dead_letters.values()), ", ".join(f"{k}: {v}" for k, v in r.dead_letters.items())),
+        ("repaired lines", sum(r.flags.values()), ", ".join(f"{k}: {v}" for k, v in r.flags.items())),
+        ("templates", r.templates, ""),
+        ("sessions", r.sessions, ", ".join(f"{k}: {v}" for k, v in r.sessions_by_reason.items())),
+        ("evicted / unsessioned", f"{r.evicted} / {r.unsessioned}", ""),
+        ("verdicts", sum(r.verdicts.values()), ", ".join(f"{k}: {v}" for k, v in sorted(r.verdicts.items()))),
+    ]
+    c = r.cascade
+    if c:
+        rows += [
+            ("model calls fast / full", f"{c['fast_calls']} / {c['full_calls']}",
+             f"cache hit ratio {c['cache_hit_ratio']:.1%}"),
+            ("malformed answers", f"{c['malformed_fast']} fast / {c['malformed_full']} full",
+             f"{c['undecided']} sessions undecided"),
+            ("batch latency p50 (ms)", f"{c['fast_batch_ms']['p50']} fast / {c['full_batch_ms']['p50']} full", ""),
+            ("alerts", r.n_alerts, f"{c['escalations']} escalations"),
+        ]
+    out = [f"rlog analyze {r.path}  ({r.elapsed_s:.1f}s)", format_table(("what", "count", "detail"), rows)]
+    if r.alerts:
+        arows = []
+        for al in r.alerts:
+            conf = f"{al.confidence:.2f}" if al.confidence is not None else "-"
+            summary = al.root_cause or al.interpretation or headline(al.templates)
+            arows.append((al.session_id[-28:], al.n_lines, conf, al.category or "-", summary[:70]))
+        out += ["", f"first {len(r.alerts)} of {r.n_alerts} alerts",
+                format_table(("session", "lines", "conf", "category", "root cause / key template"), arows)]
+    if r.scores is not None:
+        s = r.scores
+        out += ["", f"scores over {r.labelled_sessions} labelled sessions (abnormal = positive)",
+                format_table(("precision", "recall", "f1", "tp", "fp", "fn", "tn"),
+                             [(f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", s.tp, s.fp, s.fn, s.tn)])]
+    if r.by_scenario:
+        srows = []
+        for name, row in r.by_scenario.items():
+            kind = "fault" if row["abnormal"] else ("normal" if name == "normal" else "look-alike")
+            what = "detected" if row["abnormal"] else "false alarms"
+            srows.append((name, kind, row["sessions"], row["flagged"], f"{row['flagged'] / row['sessions']:.0%} {what}"))
+        out += ["", "sessions by injected scenario (from the truth file)",
+                format_table(("scenario", "kind", "sessions", "flagged", "rate"), srows)]
+    if r.root_cause is not None and r.root_cause["caught"]:
+        rc = r.root_cause
+        out += ["", f"root-cause accuracy: {rc['accuracy']:.3f} ({rc['correct']} of {rc['caught']} detected abnormal "
+                    f"sessions have the right category; {rc['answered']} had a category at all)"]
+    return "\n".join(out)

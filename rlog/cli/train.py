@@ -1,0 +1,178 @@
+"""`rlog train sft|grpo|eval|export|ship|data`: the training recipe (train/) from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger("rlog.train")
+
+
+def parse_sets(items: list[str] | None) -> dict:
+    """``--set grpo.max_steps=20`` → ``{"grpo": {"max_steps": 20}}`` (values read as YAML)."""
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--set needs KEY=VALUE (e.g. sft.epochs=2), got {item!r}")
+        key, raw = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else None
+    return out
+
+
+def _recipe(a: argparse.Namespace):
+    from train.recipe import load_recipe
+
+    over = parse_sets(a.set)
+    if getattr(a, "base_model", None):
+        over["base_model"] = a.base_model
+    if getattr(a, "data_dir", None):
+        over.setdefault("data", {})["shared_dir"] = a.data_dir
+    return load_recipe(a.recipe, over)
+
+
+def _variants(a: argparse.Namespace) -> list[str]:
+    return ["fast", "full"] if a.variant == "both" else [a.variant]
+
+
+def _run_dir(a: argparse.Namespace, recipe) -> Path:
+    return Path(a.run or Path("runs") / recipe.name)
+
+
+def cmd_sft(a: argparse.Namespace) -> int:
+    from train.sft import run_sft
+
+    recipe = _recipe(a)
+    for v in _variants(a):
+        print(f"SFT {v} → {run_sft(recipe, v, _run_dir(a, recipe), resume=a.resume)}")
+    return 0
+
+
+def cmd_grpo(a: argparse.Namespace) -> int:
+    from train.grpo import run_grpo
+
+    recipe = _recipe(a)
+    for v in _variants(a):
+        print(f"GRPO {v} → {run_grpo(recipe, v, _run_dir(a, recipe), start=a.start, resume=a.resume)}")
+    return 0
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    from train.evaluate import evaluate_stage, render_report
+
+    recipe = _recipe(a)
+    run = _run_dir(a, recipe)
+    for v in _variants(a):
+        report = evaluate_stage(recipe, v, run, a.stage, model=a.model, adapter=a.adapter, split=a.split,
+                                limit=a.limit, progress=not a.quiet)
+        print(render_report(report))
+        out = Path(a.out) if a.out and len(_variants(a)) == 1 else run / v / f"eval-{a.stage}-{report['split']}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        print(f"report: {out}")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from train.export import export_model
+
+    recipe = _recipe(a)
+    src = Path(a.source) if a.source else _run_dir(a, recipe) / a.variant / a.stage / "final"
+    out = export_model(src, a.out, base_model=recipe.base_model, merged=a.merged, dtype=a.dtype)
+    print(f"exported {src} → {out} ({'merged weights' if a.merged else 'base + LoRA adapter'})")
+    return 0
+
+
+def cmd_ship(a: argparse.Namespace) -> int:
+    from train.ship import ship
+
+    recipe = _recipe(a)
+    out = ship(recipe, _run_dir(a, recipe), a.out, stage=a.stage)
+    print(f"shipped adapters and MODEL_CARD.md → {out}")
+    return 0
+
+
+def cmd_data(a: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from train.data import build_examples, summarize
+
+    recipe = _recipe(a)
+    stats: Counter = Counter()
+    splits = build_examples(recipe, a.variant, stats=stats)
+    examples = [e for part in splits.values() for e in part]
+    print(yaml.safe_dump({"counts": summarize(examples), "notes": dict(stats)}, sort_keys=False))
+    if a.out:
+        with open(a.out, "w", encoding="utf-8") as f:
+            for e in examples:
+                f.write(json.dumps(e.row(), ensure_ascii=False) + "\n")
+        print(f"{len(examples)} examples → {a.out}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    tr = sub.add_parser("train", help="reproduce the R-Log recipe: SFT, GRPO, evaluation, export",
+                        description="Train R-Log-fast (answer-first) and R-Log (think-first) with TRL. Recipes: "
+                                    "tiny (CPU, minutes) and paper (GPUs); see train/recipes/.")
+    tsub = tr.add_subparsers(dest="train_command", metavar="STAGE", required=True)
+
+    def common(p: argparse.ArgumentParser, both: bool = True) -> None:
+        p.add_argument("--recipe", default="tiny", help="recipe name (tiny, paper) or YAML file")
+        p.add_argument("--variant", choices=["fast", "full", "both"] if both else ["fast", "full"],
+                       default="both" if both else "fast", help="fast: R-Log-fast (answer first); full: R-Log")
+        p.add_argument("--run", help="run folder (default: runs/<recipe>)")
+        p.add_argument("--base-model", help="override the recipe's base model (a built-in name or a local folder)")
+        p.add_argument("--data-dir", help="the shared data folder (default: ../shared/data or $RLOG_SHARED_DATA)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field, e.g. sft.epochs=2")
+
+    p = tsub.add_parser("sft", help="supervised cold start (loss on the completion only)")
+    common(p)
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of the run")
+    p.set_defaults(func=cmd_sft)
+
+    p = tsub.add_parser("grpo", help="reinforcement learning with the joint reward")
+    common(p)
+    p.add_argument("--start", help="model to start from (default: <run>/<variant>/sft/final)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of the run")
+    p.set_defaults(func=cmd_grpo)
+
+    p = tsub.add_parser("eval", help="precision/recall/F1, parsing accuracy, overlap and latency per sample")
+    common(p)
+    p.add_argument("--stage", choices=["base", "sft", "grpo"], default="grpo", help="which model of the run")
+    p.add_argument("--model", help="evaluate this model folder instead (full weights)")
+    p.add_argument("--adapter", help="evaluate this LoRA adapter on the recipe's base instead")
+    p.add_argument("--split", choices=["val", "test"], help="default: the recipe's eval.split")
+    p.add_argument("--limit", type=int, help="at most this many examples per task")
+    p.add_argument("--out", help="report JSON (default: <run>/<variant>/eval-<stage>-<split>.json)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)
+
+    p = tsub.add_parser("export", help="write a folder that transformers and vLLM both load")
+    common(p, both=False)
+    p.add_argument("--stage", choices=["sft", "grpo"], default="grpo")
+    p.add_argument("--source", help="model or adapter folder to export (default: the run's stage)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--merged", action="store_true", help="merge the LoRA adapter into the base weights")
+    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32",
+                   help="weight dtype written (adapter or merged)")
+    p.set_defaults(func=cmd_export)
+
+    p = tsub.add_parser("ship", help="export both variants' adapters as the stream's defaults, with a model card")
+    p.add_argument("--recipe", default="tiny", help="recipe name or YAML file")
+    p.add_argument("--run", help="run folder (default: runs/<recipe>)")
+    p.add_argument("--stage", choices=["sft", "grpo"], default="grpo")
+    p.add_argument("--out", default="rlog/adapters", help="destination (default: rlog/adapters)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field")
+    p.set_defaults(func=cmd_ship)
+
+    p = tsub.add_parser("data", help="show (and dump) the examples a recipe trains and evaluates on")
+    common(p, both=False)
+    p.add_argument("--out", help="JSONL file of every example")
+    p.set_defaults(func=cmd_data)

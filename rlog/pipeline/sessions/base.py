@@ -1,0 +1,67 @@
+"""What every sessionizer shares: the protocol the pipeline drives, counters, eviction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rlog.pipeline.sessions.session import Session, SessionLine
+
+log = logging.getLogger("rlog.pipeline.sessions")
+
+
+@dataclass
+class SessionStats:
+    opened: int = 0
+    closed: int = 0
+    evicted: int = 0
+    unsessioned: int = 0  # lines with no identifier in id mode
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+class Sessionizer(Protocol):
+    stats: SessionStats
+
+    def add(self, source: str, line: SessionLine) -> list[Session]: ...
+
+    def tick(self, now: float) -> list[Session]: ...
+
+    def flush(self) -> list[Session]: ...
+
+    def state(self) -> dict: ...
+
+    def load_state(self, d: dict) -> None: ...
+
+    @property
+    def open_count(self) -> int: ...
+
+
+class BaseSessionizer:
+    """Bounds and counters shared by every sessionizer."""
+
+    def __init__(self, max_open: int) -> None:
+        if max_open < 1:
+            raise ValueError("max_open must be >= 1")
+        self.max_open = max_open
+        self.stats = SessionStats()
+
+    def _stats_state(self) -> dict:
+        st = self.stats
+        return {"opened": st.opened, "closed": st.closed, "evicted": st.evicted, "unsessioned": st.unsessioned,
+                "by_reason": dict(st.by_reason)}
+
+    def _load_stats(self, d: dict) -> None:
+        self.stats = SessionStats(d["opened"], d["closed"], d["evicted"], d["unsessioned"], dict(d["by_reason"]))
+
+    def _closed(self, session: Session, reason: str) -> Session:
+        session.close_reason = reason
+        self.stats.closed += 1
+        self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
+        if reason == "evicted":
+            self.stats.evicted += 1
+            if self.stats.evicted == 1 or self.stats.evicted % 1000 == 0:
+                log.warning("open-session limit %d reached: evicted %d sessions so far (closing the oldest "
+                            "early; raise session.max_open or lower session.timeout_s)",
+                            self.max_open, self.stats.evicted)
+        return session

@@ -1,0 +1,176 @@
+"""Fixed and sliding windows per source, by line count or by event time."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from rlog.pipeline.sessions.base import BaseSessionizer
+from rlog.pipeline.sessions.session import Session, SessionLine, session_from_state, session_to_state
+
+
+class _WindowBase(BaseSessionizer):
+    """Per-source window state, the least recently active source evicted beyond ``max_open``."""
+
+    def __init__(self, max_open: int) -> None:
+        super().__init__(max_open)
+        self._sources: OrderedDict[str, list] = OrderedDict()
+
+    @staticmethod
+    def _sessions(state: list) -> list[Session]:
+        raise NotImplementedError
+
+    @property
+    def open_count(self) -> int:
+        return sum(len(self._sessions(st)) for st in self._sources.values())
+
+    def _state(self, source: str, fresh: Callable[[], list]) -> tuple[list, list[Session]]:
+        """The source's state (created if new) and any sessions closed to make room for it."""
+        closed: list[Session] = []
+        state = self._sources.get(source)
+        if state is None:
+            if len(self._sources) >= self.max_open:
+                _, old = self._sources.popitem(last=False)
+                closed = [self._closed(s, "evicted") for s in self._sessions(old)]
+            state = self._sources[source] = fresh()
+        else:
+            self._sources.move_to_end(source)
+        return state, closed
+
+    def flush(self) -> list[Session]:
+        out = [self._closed(s, "end_of_input") for st in self._sources.values() for s in self._sessions(st)]
+        self._sources.clear()
+        return out
+
+
+class CountWindowSessionizer(_WindowBase):
+    """Windows of ``size`` consecutive lines per source, a new one every ``step`` lines.
+
+    ``step == size`` gives fixed (tumbling) windows; ``step < size`` sliding ones, where a
+    line belongs to ``ceil(size/step)`` windows. Gaps in event time do not cut a window
+    (archives are often sampled); ``tick`` closes partial windows of a source that has been
+    quiet for ``timeout_s``, so a stream that stops does not hold its last lines forever.
+    """
+
+    def __init__(self, size: int, step: int | None = None, *, timeout_s: float = 300.0,
+                 max_open: int = 10_000) -> None:
+        super().__init__(max_open)
+        self.size, self.step = size, step or size
+        if self.size < 1 or not 1 <= self.step <= self.size:
+            raise ValueError("window size must be >= 1 and 1 <= step <= size")
+        self.timeout_s = timeout_s
+        # per source: [lines seen, deque of (start index, open window), last event time]
+
+    @staticmethod
+    def _sessions(state: list) -> list[Session]:
+        return [s for _, s in state[1]]
+
+    def add(self, source: str, line: SessionLine) -> list[Session]:
+        state, out = self._state(source, lambda: [0, deque(), None])
+        index, windows = state[0], state[1]
+        if index % self.step == 0:
+            windows.append((index, Session(f"{source}:lines{self.size}/{self.step}:{index}", source, "window")))
+            self.stats.opened += 1
+        for _, s in windows:
+            s.lines.append(line)
+        while windows and len(windows[0][1].lines) >= self.size:
+            out.append(self._closed(windows.popleft()[1], "window_full"))
+        state[0] = index + 1
+        if line.ts is not None:
+            state[2] = line.ts
+        return out
+
+    def state(self) -> dict:
+        return {"kind": "count", "stats": self._stats_state(),
+                "sources": [[src, st[0], [[start, session_to_state(sess)] for start, sess in st[1]], st[2]]
+                            for src, st in self._sources.items()]}
+
+    def load_state(self, d: dict) -> None:
+        self._load_stats(d["stats"])
+        self._sources = OrderedDict((src, [index, deque((start, session_from_state(sess)) for start, sess in wins), last])
+                                    for src, index, wins, last in d["sources"])
+
+    def tick(self, now: float) -> list[Session]:
+        out = []
+        for state in self._sources.values():
+            if state[2] is not None and now - state[2] > self.timeout_s:
+                out.extend(self._closed(s, "timeout") for _, s in state[1])
+                state[1].clear()
+        return out
+
+class TimeWindowSessionizer(_WindowBase):
+    """Windows of ``size_s`` seconds of event time per source, starting every ``step_s``.
+
+    A window closes once event time passes its end (the watermark is the latest timestamp
+    seen for that source). Lines without a timestamp join the windows open at that moment.
+    """
+
+    def __init__(self, size_s: float, step_s: float | None = None, *, max_len: int = 1000,
+                 max_open: int = 10_000) -> None:
+        super().__init__(max_open)
+        self.size, self.step = float(size_s), float(step_s or size_s)
+        if self.size <= 0 or not 0 < self.step <= self.size:
+            raise ValueError("window size must be > 0 and 0 < step <= size")
+        self.max_len = max_len
+        # per source: [watermark, {window start index: open window}]
+
+    @staticmethod
+    def _sessions(state: list) -> list[Session]:
+        return [s for _, s in sorted(state[1].items())]
+
+    def _name(self, source: str, k: int) -> str:
+        return f"{source}:{self.size:g}s/{self.step:g}s:{k * self.step:.0f}"
+
+    def add(self, source: str, line: SessionLine) -> list[Session]:
+        state, out = self._state(source, lambda: [None, {}])
+        windows: dict[int, Session] = state[1]
+        if line.ts is None:
+            targets = list(windows)
+        else:
+            if state[0] is None or line.ts > state[0]:
+                state[0] = line.ts
+                out.extend(self._expire(state, line.ts))
+            first = math.floor((line.ts - self.size) / self.step) + 1
+            last = math.floor(line.ts / self.step)
+            targets = list(range(first, last + 1))
+            for k in targets:
+                if k not in windows:
+                    if k * self.step + self.size <= state[0]:
+                        continue  # late line for a window already closed
+                    windows[k] = Session(self._name(source, k), source, "window")
+                    self.stats.opened += 1
+        taken = False
+        for k in targets:
+            s = windows.get(k)
+            if s is None:
+                continue
+            taken = True
+            if len(s.lines) < self.max_len:
+                s.lines.append(line)
+            else:
+                s.dropped_lines += 1
+        if not taken:
+            self.stats.unsessioned += 1  # late for every window it belonged to, or none open
+        return out
+
+    def state(self) -> dict:
+        return {"kind": "time", "stats": self._stats_state(),
+                "sources": [[src, st[0], [[k, session_to_state(sess)] for k, sess in st[1].items()]]
+                            for src, st in self._sources.items()]}
+
+    def load_state(self, d: dict) -> None:
+        self._load_stats(d["stats"])
+        self._sources = OrderedDict((src, [wm, {k: session_from_state(sess) for k, sess in wins}])
+                                    for src, wm, wins in d["sources"])
+
+    def _expire(self, state: list, now: float) -> list[Session]:
+        windows: dict[int, Session] = state[1]
+        done = sorted(k for k in windows if k * self.step + self.size <= now)
+        return [self._closed(windows.pop(k), "window_end") for k in done]
+
+    def tick(self, now: float) -> list[Session]:
+        out = []
+        for state in self._sources.values():
+            out.extend(self._expire(state, now))
+        return out

@@ -1,0 +1,278 @@
+"""The benchmark suite: baselines, splits, stage timing, reports, the CLI, the streaming path."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks.baselines import DeepLogDetector, DrainNovelty, IForestDetector, Keywords, PCADetector
+from benchmarks.report import render_markdown, write_outputs
+from benchmarks.run import score_row
+from benchmarks.spec import BenchSpec, load_spec, preset_names
+from rlog.config import ConfigError
+from rlog.pipeline.sessions import Session, SessionLine
+from tests.conftest import need_data
+
+
+def session(sid: str, events: list[int], raw: str = "INFO ok", label: bool = False) -> Session:
+    lines = [SessionLine(i, None, raw, f"T{e}", f"event {e} <*>", label, e) for i, e in enumerate(events)]
+    return Session(sid, "app", "window", lines)
+
+
+def normal_sessions(n: int = 80) -> list[Session]:
+    # a steady workflow: open, read 1-4 times, close; sometimes one retry before a read
+    rng = random.Random(0)
+    out = []
+    for i in range(n):
+        reads = [2] * rng.randint(1, 4)
+        ev = [1, *reads, 3] if i % 4 else [1, 4, *reads, 3]
+        out.append(session(f"n{i}", ev))
+    return out
+
+
+def test_score_row_leaves_undefined_scores_empty():
+    r = score_row("m", "d", "session", [False, False, False], [True, False, False])
+    assert r["f1"] is None and r["recall"] is None and r["precision"] == 0.0 and r["fpr"] == pytest.approx(1 / 3, abs=1e-4)
+    r = score_row("m", "d", "session", [True, False], [True, False])
+    assert (r["precision"], r["recall"], r["f1"], r["fpr"]) == (1.0, 1.0, 1.0, 0.0)
+
+
+def test_drain_novelty_and_keywords():
+    fit = normal_sessions()
+    d = DrainNovelty()
+    d.fit(fit, [False] * len(fit))
+    assert d.predict([session("a", [1, 2, 3]), session("b", [1, 9, 3])]) == [False, True]
+    k = Keywords()
+    k.fit([], [])
+    assert k.predict([session("a", [1], raw="2026 INFO all good"), session("b", [1], raw="2026 ERROR disk"),
+                      session("c", [1], raw="2026 WARN x")]) == [False, True, False]
+    failing = Session("d", "app", "window", [SessionLine(0, None, "x", "T1", "connection refused by <*>", None, 1)])
+    assert k.predict([failing]) == [True]
+
+
+@pytest.mark.parametrize("detector", [PCADetector(), IForestDetector(contamination=0.05, seed=0)],
+                         ids=["pca", "iforest"])
+def test_count_vector_detectors_flag_a_session_unlike_the_fit_sessions(detector):
+    fit = normal_sessions()
+    detector.fit(fit, [False] * len(fit))
+    # a burst of retries is far from every fit vector; a normal session is not
+    pred = detector.predict([session("ok", [1, 2, 2, 3]), session("storm", [1] + [4] * 30 + [2] * 12 + [3])])
+    assert pred == [False, True]
+
+
+def test_deeplog_flags_an_unseen_transition_and_an_unknown_template():
+    fit = normal_sessions()
+    dl = DeepLogDetector(window=3, top_g=2, hidden=16, epochs=60, seed=0)
+    dl.fit(fit + [session("bad", [9, 9], label=True)], [False] * len(fit) + [True])  # trained on normal ones only
+    assert 9 not in {k[1] for k in dl.index}
+    pred = dl.predict([session("ok", [1, 2, 2, 3]), session("reversed", [3, 2, 2, 1]), session("new", [1, 2, 7, 3])])
+    assert pred == [False, True, True]
+
+
+def test_presets_validate_and_errors_are_clear(tmp_path):
+    assert {"quick", "standard"} <= set(preset_names())
+    for name in preset_names():
+        spec = load_spec(name)
+        assert spec.datasets and any(d.stream for d in spec.datasets)
+    with pytest.raises(ConfigError, match="no benchmark preset 'nope'"):
+        load_spec("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "datasets": [{"name": "a", "kind": "loghub"}],
+                                   "baselines": {"methods": ["pca", "magic"]}}))
+    with pytest.raises(ConfigError) as e:
+        load_spec(str(bad))
+    assert "needs `system`" in str(e.value) and "magic" in str(e.value)
+
+
+def test_bgl_split_is_exactly_what_training_held_out():
+    """The shipped adapters trained on BGL's first 70% (sessions and templates): the benchmark
+    must score only the rest, or the LLM rows would be inflated by training data."""
+    data_dir = need_data("loghub", "BGL").parents[1]
+    from benchmarks.datasets import load_dataset
+    from benchmarks.spec import DatasetSpec
+    from rlog.config import load_config
+    from rlog.loghub import load_corrections
+    from train.data import bgl_examples
+
+    cfg = load_config(env={})
+    data = load_dataset(DatasetSpec(name="bgl", kind="loghub", system="BGL", templates=True), cfg,
+                        Path("/tmp/rlog-test-bench-bgl"), data_dir)
+    ex = bgl_examples(data_dir, "fast", corrections=load_corrections(data_dir))
+    held = {e.key for e in ex if e.split != "train"}
+    trained = {e.key for e in ex if e.split == "train"}
+    scored = {f"bgl:{s.session_id}" for s in data.test}
+    assert scored == {k for k in held if k.startswith("bgl:")}
+    assert not scored & trained
+    scored_templates = {f"bgl-template:{s.lines[0].template}" for s in data.templates}
+    assert scored_templates == {k for k in held if k.startswith("bgl-template:")}
+    assert len(data.test) == 30 and sum(data.test_labels) > 0 and sum(data.template_labels) > 0
+    assert data.stream_file is not None and data.stream_file.read_text().count("\n") == data.test_lines
+
+
+def _spec(tmp_path: Path, **dataset) -> Path:
+    spec = {"name": "t", "seed": 3, "probe_sessions": 2, "parsing_systems": ["HDFS"],
+            "baselines": {"deeplog_epochs": 2},
+            "datasets": [{"name": "sim", "kind": "sim", "fit_lines": 600,
+                          "sim": {"seed": 3, "lines": 300, "rate": 3, "fault_gap_s": 15, "warmup_s": 5}, **dataset}]}
+    p = tmp_path / "spec.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    return p
+
+
+def test_bench_cli_without_models_scores_every_baseline_on_the_same_sessions(tmp_path, capsys):
+    from rlog.cli import main
+
+    out = tmp_path / "out"
+    assert main(["bench", "--preset", str(_spec(tmp_path)), "--out", str(out), "--no-llm", "-q",
+                 "--data-dir", str(tmp_path / "absent")]) == 0
+    r = json.loads((out / "results.json").read_text())
+    rows = [x for x in r["detection"] if x["dataset"] == "sim"]
+    assert {x["method"] for x in rows} == {"drain3-novelty", "keywords", "pca", "iforest", "deeplog"}
+    n = r["datasets"]["sim"]["test_sessions"]
+    assert n > 3 and all(x["n"] == n for x in rows)
+    assert r["datasets"]["sim"]["test_abnormal"] > 0
+    st = r["stages"]["sim"]["lines_per_s"]
+    assert all(st[k] > 0 for k in ("parse", "mine", "sessionize", "pipeline", "drain3_alone"))
+    assert r["skipped"]["parsing"].startswith("needs Loghub") and r["parsing"] == []
+    assert r["environment"]["packages"]["scikit-learn"] and r["environment"]["cpu_count"] >= 1
+    md = (out / "results.md").read_text()
+    assert "| sim | deeplog |" in md and "Skipped" in md
+    for png in ("f1.png", "throughput.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Detection quality" in capsys.readouterr().out
+
+
+def test_bench_on_your_own_file_with_line_labels(tmp_path):
+    """`rlog bench --file`: a simulation folder (per-line truth) and a plain file whose format
+    carries the label (BGL's first field) are both scored, with no shared data needed."""
+    from rlog.cli import main
+    from rlog.sim.engine import SimConfig
+    from rlog.sim.output import simulate
+
+    sim = tmp_path / "mysim"
+    simulate(SimConfig(seed=5, lines=400, fault_gap_s=15, warmup_s=5), sim, progress=False)
+    out = tmp_path / "out"
+    assert main(["bench", "--file", str(sim), "--out", str(out), "--no-llm", "-q"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    (name, info), = r["datasets"].items()
+    assert info["test_abnormal"] > 0 and info["fit_sessions"] > 0 and r["parsing"] == []
+    assert {x["method"] for x in r["detection"]} == {"drain3-novelty", "keywords", "pca", "iforest", "deeplog"}
+
+    bgl_like = tmp_path / "ras.log"
+    ok = "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO "
+    bad = "KERNDTLB 1117838575 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.55.675872 R02-M1-N0-C:J12-U11 RAS KERNEL FATAL "
+    rows = [ok + f"generating core.{i}" if i % 37 else bad + "data TLB error interrupt" for i in range(1, 400)]
+    bgl_like.write_text("\n".join(rows) + "\n")
+    out2 = tmp_path / "out2"
+    assert main(["bench", "--file", str(bgl_like), "--format", "bgl", "--window", "10", "--out", str(out2),
+                 "--no-llm", "-q"]) == 0
+    r = json.loads((out2 / "results.json").read_text())
+    info = r["datasets"]["ras"]
+    assert info["session"]["size"] == 10 and info["test_abnormal"] > 0
+    kw = next(x for x in r["detection"] if x["method"] == "keywords")
+    assert kw["recall"] == 1.0  # FATAL and "error" are in every abnormal window
+
+
+def test_bench_on_id_sessions_with_a_labels_csv(tmp_path):
+    """HDFS-style: sessions by block id, labels from an (id, label) CSV, as Loghub ships them."""
+    from rlog.cli import main
+
+    lines, labels = [], ["BlockId,Label"]
+    for b in range(60):
+        blk = f"blk_{1000 + b}"
+        bad = b % 6 == 5
+        lines += [f"081109 2036{b % 60:02d} 148 INFO dfs.DataNode$DataXceiver: Receiving block {blk} src: /10.0.0.{b % 9}",
+                  f"081109 2036{b % 60:02d} 149 INFO dfs.DataNode$PacketResponder: Received block {blk} of size 67108864"]
+        if bad:
+            lines.append(f"081109 2036{b % 60:02d} 150 WARN dfs.DataNode: writeBlock {blk} received exception "
+                         "java.io.IOException: Connection reset by peer")
+        lines.append(f"081109 2036{b % 60:02d} 151 INFO dfs.FSNamesystem: BLOCK* NameSystem.addStoredBlock: {blk}")
+        labels.append(f"{blk},{'Anomaly' if bad else 'Normal'}")
+    log = tmp_path / "hdfs.log"
+    log.write_text("\n".join(lines) + "\n")
+    csv_path = tmp_path / "anomaly_label.csv"
+    csv_path.write_text("\n".join(labels) + "\n")
+    out = tmp_path / "out"
+    assert main(["bench", "--file", str(log), "--format", "hdfs", "--id-pattern", "hdfs", "--labels", str(csv_path),
+                 "--out", str(out), "--no-llm", "-q"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    info = r["datasets"]["hdfs"]
+    assert info["session"]["mode"] == "id" and info["fit_sessions"] == 42 and info["test_sessions"] == 18
+    assert info["test_abnormal"] == 3
+    kw = next(x for x in r["detection"] if x["method"] == "keywords")
+    assert (kw["tp"], kw["fp"]) == (3, 0)  # "exception" is in exactly the abnormal blocks
+
+
+def test_bench_with_models_and_the_streaming_path(tmp_path, tiny_model_dir):
+    """Offline cascade, the fast-vs-full probe and the real streaming path (embedded broker,
+    worker process, kafka-python replay) on a tiny random model that fails open, so every
+    session becomes an alert whose produce-to-alert latency is measured."""
+    from benchmarks.run import run_bench
+    from rlog.config import load_config
+
+    model = {"model": str(tiny_model_dir), "max_new_tokens": 6, "batch_size": 8}
+    cfg = load_config(env={}, overrides={"cascade": {"fast": model, "full": {**model, "max_new_tokens": 8},
+                                                     "alert_on_unknown": True, "max_wait_s": 0.5}})
+    spec = BenchSpec.model_validate(yaml.safe_load(_spec(tmp_path, stream=True, stream_rate=200).read_text()))
+    r = run_bench(spec, cfg, tmp_path / "out", data_dir=None, progress=False)
+    rows = {x["method"]: x for x in r["detection"] if x["dataset"] == "sim"}
+    assert {"rlog-fast", "rlog", "rlog (stream)"} <= set(rows)
+    n = r["datasets"]["sim"]["test_sessions"]
+    assert rows["rlog"]["n"] == rows["rlog-fast"]["n"] == n
+    cost = r["cost"]["sim"]
+    assert cost["sessions"] == n and cost["fast_calls"] + round(cost["cache_hit_ratio"] * n) == n
+    assert cost["model_calls_per_1k_lines"] > 0
+    assert r["probe"]["sessions"] == 2 and len(r["probe"]["full_ms_all"]) == 2 and r["probe"]["speedup_mean"] > 0
+    s = r["stream"]["sim"]
+    assert s["completed"], s["error"]
+    assert s["unexpected_alerts"] == 0
+    assert s["alerts"] == s["sessions"] > 0  # fail-open: one alert per session, no more
+    assert s["latency_ms"]["n"] == s["alerts"] and s["latency_ms"]["p50"] > 0
+    assert s["worker_peak_rss_mb"] > 50
+    assert r["memory"]["bench_peak_rss_mb_with_models"] >= r["memory"]["bench_peak_rss_mb_without_models"]
+    assert (tmp_path / "out" / "latency.png").is_file()
+
+
+def test_markdown_renders_from_saved_results(tmp_path):
+    r = {"preset": "p", "description": "", "elapsed_s": 1.0, "skipped": {}, "cost": {}, "root_cause": {},
+         "probe": None, "stages": {}, "stream": {}, "parsing": [], "memory": {}, "datasets": {},
+         "environment": {"time": "now", "cpu": "cpu", "cpu_count": 2, "gpu": None, "python": "3.11",
+                         "packages": {}, "verdict_policy": "either",
+                         "models": {"fast": {"model": "m", "adapter": None}, "full": {"model": "m", "adapter": "/a/rlog"}}},
+         "detection": [score_row("rlog", "d", "session", [True, False], [True, True]),
+                       score_row("keywords", "d", "session", [True, False], [False, False])]}
+    md = render_markdown(r)
+    assert md.index("| d | keywords |") < md.index("| d | rlog |")  # baselines first, rlog last
+    made = write_outputs(r, tmp_path)
+    assert [p.name for p in made] == ["results.md", "f1.png"]
+
+
+@pytest.mark.slow
+def test_quick_preset_runs_every_method_and_both_paths_with_the_shipped_models(tmp_path):
+    """CI's smoke run of `rlog bench --preset quick` (real SmolLM2 + shipped adapters): no
+    timing is asserted, only that every figure the README quotes is produced."""
+    need_data("loghub", "BGL")
+    from rlog.cli import main
+
+    out = tmp_path / "quick"
+    assert main(["bench", "--preset", "quick", "--out", str(out), "-q"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    baselines = {"drain3-novelty", "keywords", "pca", "iforest", "deeplog"}
+    by = {(x["dataset"], x["level"]): set() for x in r["detection"]}
+    for x in r["detection"]:
+        by[(x["dataset"], x["level"])].add(x["method"])
+    assert by[("bgl", "session")] == baselines | {"rlog-fast", "rlog", "rlog (stream)"}
+    assert by[("sim", "session")] == baselines | {"rlog-fast", "rlog"}
+    assert by[("bgl", "template")] == {"drain3-novelty", "keywords", "rlog-fast", "rlog"}
+    assert r["stream"]["bgl"]["completed"], r["stream"]["bgl"]["error"]
+    assert r["stream"]["bgl"]["unexpected_alerts"] == 0
+    assert r["probe"]["sessions"] == 2 and r["probe"]["speedup_mean"] > 0
+    assert r["cost"]["sim"]["fast_calls"] > 0 and "sim" in r["root_cause"]
+    assert [p["system"] for p in r["parsing"]] == ["HDFS", "BGL", "Thunderbird", "OpenSSH"]
+    assert r["environment"]["models"]["fast"]["adapter"].endswith("rlog-fast")
+    for name in ("results.md", "f1.png", "latency.png", "throughput.png"):
+        assert (out / name).stat().st_size > 0
