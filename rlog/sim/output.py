@@ -1,4 +1,4 @@
-"""Where simulated lines go: a folder of logs plus ground truth, and/or a Kafka topic.
+"""Where simulated lines go: a folder of logs plus ground truth, and/or a sink (a Kafka topic).
 
 The folder layout (``rlog analyze DIR`` reads it directly):
 
