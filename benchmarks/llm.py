@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from rlog.cascade.cascade import Cascade, Decision
-from rlog.contract.representation import prompt_for, sequence_of
+from rlog.contract.representation import sequence_of
 from rlog.metrics import TruthScorer, percentiles
 from rlog.pipeline.sessions import Session
 
@@ -105,11 +105,16 @@ def probe(cascade: Cascade, sessions: Sequence[Session], *, progress: bool = Tru
     if cascade.full is None:
         return p
     for s in tqdm(sessions, unit="session", desc="fast vs full probe", disable=not progress, file=sys.stderr):
-        seq = sequence_of(s)
         for mode, backend, params, ms, toks in (("fast", cascade.fast, cascade.fast_params, p.fast_ms, p.fast_tokens),
                                                 ("full", cascade.full, cascade.full_params, p.full_ms, p.full_tokens)):
-            prompt = prompt_for(seq, mode, cascade.cfg)
+            prompt = cascade.prompt(s, mode)
             t0 = time.perf_counter()
+            if mode == "fast" and cascade.scoring == "logits":  # one forward pass, nothing decoded
+                backend.score([prompt])
+                ms.append((time.perf_counter() - t0) * 1000)
+                toks.append(0)
+                p.prompt_tokens.append(backend.count_tokens(backend.render(prompt)))
+                continue
             g = backend.generate([prompt], params)[0]
             ms.append((time.perf_counter() - t0) * 1000)
             toks.append(g.completion_tokens)

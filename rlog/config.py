@@ -109,9 +109,39 @@ class ModelSpec(_Section):
                                                   "'rlog-fast' / 'rlog' (the defaults on the built-in SmolLM2); null: none")
     backend: Literal["transformers", "vllm"] = Field("transformers", description="inference engine")
     device: str = Field("cpu", description="torch device for the transformers backend")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="weights and activations; auto: bfloat16 where the hardware runs it natively, else float32")
     max_new_tokens: int = Field(64, ge=1, le=8192)
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy")
     batch_size: int = Field(8, ge=1, description="sessions per generate call")
+
+
+class ViewConfig(_Section):
+    """What the models are shown of a session (``rlog.contract.representation``)."""
+
+    max_tokens: int = Field(256, ge=64, description="cap on the session part of a prompt, in the model's tokens; the "
+                                                   "most frequent templates give way first")
+    max_templates: int = Field(48, ge=1, description="template lines shown to the model per session")
+    max_template_chars: int = Field(160, ge=20, description="cap on one template in the prompt")
+    example_lines: int = Field(2, ge=0, description="raw example messages shown, for the rarest templates")
+    example_chars: int = Field(100, ge=20, description="cap on one example message")
+    rare_below: int = Field(5, ge=1, description="a template the source logged fewer times than this before is [rare]")
+    warmup_lines: int = Field(500, ge=0, description="no [new]/[rare] marks until a source has logged this many lines "
+                                                     "(at start-up everything is new)")
+
+
+class MemoryConfig(_Section):
+    """Verdict memory: sessions the models already judged are answered without a call."""
+
+    key: Literal["signature", "sequence"] = Field(
+        "signature", description="signature: source + template set + log2-bucketed counts; sequence: the exact "
+                                 "collapsed template sequence")
+    size: int = Field(50_000, ge=0, description="remembered session verdicts (LRU)")
+    templates: int = Field(100_000, ge=0, description="remembered known-normal templates (LRU); a session made only "
+                                                      "of them (at counts seen before) is normal without a call; 0: off")
+    persist: int = Field(0, ge=0, description="most recent verdicts and templates saved with the stream's "
+                                             "checkpoints, so a restart does not pay again for known sessions "
+                                             "(0: off; experimental, see issue 13's note)")
 
 
 class CascadeConfig(_Section):
@@ -128,9 +158,15 @@ class CascadeConfig(_Section):
     escalate_below: float = Field(0.6, ge=0, le=1,
                                   description="also escalate 'normal' verdicts whose confidence is below this")
     max_wait_s: float = Field(2.0, ge=0, description="longest a session waits for its batch to fill (streaming)")
-    cache_size: int = Field(50_000, ge=0, description="verdict cache entries keyed by template sequence")
-    max_prompt_templates: int = Field(48, ge=1, description="template lines shown to the model per session")
-    max_template_chars: int = Field(240, ge=20, description="cap on one template in the prompt")
+    view: ViewConfig = Field(default_factory=ViewConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    scoring: Literal["auto", "logits", "generate"] = Field(
+        "auto", description="R-Log-fast: logits reads P(abnormal) in one forward pass (no decoding); generate decodes "
+                            "the answer; auto: logits where the backend can")
+    threshold: float | None = Field(None, gt=0, lt=1, description="P(abnormal) at or above which a session is "
+                                                                 "abnormal; unset: the adapter's calibration, else 0.5")
+    band: float | None = Field(None, ge=0, lt=1, description="sessions with P(abnormal) within this below the "
+                                                            "threshold are unsure and escalate; unset: calibrated")
     evidence_lines: int = Field(5, ge=0, description="raw lines quoted in each alert")
     retries: int = Field(3, ge=0, description="attempts after a backend failure")
     retry_backoff_s: float = Field(0.5, ge=0)

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rlog.errors import RlogError
@@ -148,3 +149,45 @@ def adapter_base(adapter: str | Path) -> str:
     if not cfg.is_file():
         raise ModelNotFound(f"adapter {adapter} has no adapter_config.json")
     return json.loads(cfg.read_text(encoding="utf-8")).get("base_model_name_or_path") or SMOLLM2
+
+
+CALIBRATION_FILE = "rlog_calibration.json"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How to read R-Log-fast's P(abnormal), fitted on validation data and stored with the adapter.
+
+    ``threshold``: P(abnormal) at or above which a session is abnormal. ``band``: sessions
+    within this below the threshold are unsure and escalate to R-Log. ``fit`` says what it
+    was fitted on and how well it did there.
+    """
+
+    threshold: float
+    band: float = 0.0
+    fit: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def load_calibration(adapter: str | Path) -> Calibration | None:
+    """An adapter's calibration, or None when it has none (the cascade then uses 0.5)."""
+    path = Path(adapter) / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        cal = Calibration(float(d["threshold"]), float(d.get("band", 0.0)), dict(d.get("fit", {})))
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelNotFound(f"{path} is not a calibration file ({e}); delete it or run `rlog train calibrate`") from None
+    if not (0 < cal.threshold < 1 and 0 <= cal.band < cal.threshold):
+        raise ModelNotFound(f"{path}: threshold {cal.threshold} and band {cal.band} must satisfy "
+                            "0 <= band < threshold < 1")
+    return cal
+
+
+def save_calibration(adapter: str | Path, cal: Calibration) -> Path:
+    path = Path(adapter) / CALIBRATION_FILE
+    path.write_text(json.dumps(cal.to_json(), indent=2) + "\n", encoding="utf-8")
+    return path

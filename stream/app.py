@@ -28,12 +28,12 @@ from typing import Any
 
 import orjson
 
-from rlog.cascade.cascade import Cascade, needs_escalation
+from rlog.cascade.cascade import Cascade
 from rlog.config import RlogConfig
 from rlog.contract.answers import FastAnswer
 from rlog.pipeline.lines import DeadLetter, decode_line
 from rlog.pipeline.sessions import Session, session_from_dict, session_to_dict
-from stream.checkpoint import PartitionState, restore_states, snapshot_state
+from stream.checkpoint import MEMORY_KEY, PartitionState, restore_memory, restore_states, snapshot_memory, snapshot_state
 from stream.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,30 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 same = cfg.cascade.full.model_dump(include={"model", "adapter", "backend", "device"}) == \
                     cfg.cascade.fast.model_dump(include={"model", "adapter", "backend", "device"})
                 e = f if (same and f is not None) else load_backend(cfg.cascade.full)
-            cascade_box["c"] = Cascade(f, e, cfg.cascade)  # type: ignore[arg-type]
+            c = cascade_box["c"] = Cascade(f, e, cfg.cascade)  # type: ignore[arg-type]
+            if cfg.cascade.memory.persist:
+                saved = restore_memory(bootstrap, names["state"], cfg)
+                if saved is not None:
+                    n = c.load_memory(saved)
+                    log.info("restored verdict memory: %d verdicts, %d known-normal templates", n, len(c.known))
+            memory_saved.update(t=time.monotonic(), calls=_calls(c))
         return cascade_box["c"]
+
+    memory_saved: dict[str, float] = {}
+
+    def _calls(c: Cascade) -> int:
+        return c.stats.fast_calls + c.stats.full_calls
+
+    async def save_memory() -> None:
+        """Checkpoint the verdict memory when models were called since the last save (throttled)."""
+        c = cascade_box.get("c")
+        if c is None or not cfg.cascade.memory.persist or _calls(c) == memory_saved.get("calls"):
+            return
+        if time.monotonic() - memory_saved.get("t", 0.0) < sc.state_interval_s:
+            return
+        await send("state", MEMORY_KEY, snapshot_memory(c.memory_state(), cfg))
+        memory_saved.update(t=time.monotonic(), calls=_calls(c))
+        metrics.memory_entries.set(len(c.cache) + len(c.fast_cache) + len(c.full_cache) + len(c.known))
 
     async def in_pool(fn, *args, **kwargs):
         return await asyncio.get_running_loop().run_in_executor(pool, lambda: fn(*args, **kwargs))
@@ -261,20 +283,23 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 if sessions:
                     c = cascade()
                     escalate = cfg.cascade.escalate  # the explain role may run in another process
-                    hits0 = c.stats.cache_hits
+                    hits0, mem0, known0 = c.stats.cache_hits, c.stats.memory_hits, c.stats.known_normal_hits
                     judged = await with_model("fast", c.judge, sessions, escalate=False)
                     metrics.cache_lookups.labels("fast").inc(len(sessions))
                     metrics.cache_hits.labels("fast").inc(c.stats.cache_hits - hits0)
+                    metrics.memory_hits.labels("signature").inc(c.stats.memory_hits - mem0)
+                    metrics.memory_hits.labels("known_normal").inc(c.stats.known_normal_hits - known0)
                     plain = []
                     for s, d, was_cached in judged:
                         metrics.verdicts.labels("fast", d.fast.verdict or "unreadable").inc()
-                        if escalate and needs_escalation(d.fast, cfg.cascade.escalate_below):
+                        if escalate and c.needs_escalation(d.fast):
                             await send("escalations", s.session_id.encode(), orjson.dumps(
                                 {"session": session_to_dict(s), "fast": asdict(d.fast), "fast_ms": d.fast_ms}))
                             metrics.escalations.inc()
                         else:
                             plain.append((s, d, was_cached))
                     await publish_alerts(plain)
+                    await save_memory()
                 for ev in ok_events:
                     await stream.ack(ev)
 
@@ -297,6 +322,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                     for _, d, _ in judged:
                         metrics.verdicts.labels("full", d.verdict).inc()
                     await publish_alerts(judged)
+                    await save_memory()
                 for ev in events:
                     await stream.ack(ev)
 

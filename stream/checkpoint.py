@@ -1,9 +1,13 @@
-"""Parser-state checkpoints on a compacted topic, keyed by input partition.
+"""Checkpoints on a compacted topic: parser state keyed by input partition, and verdict memory.
 
-A checkpoint holds the last input offset folded in and the whole pipeline state (Drain3
-templates, pending multi-line records, open sessions). The parse role writes one before
-it acknowledges the input it covers, so committed offsets never run ahead of saved state;
-on start it reads the latest checkpoint of each partition back.
+A parser checkpoint holds the last input offset folded in and the whole pipeline state
+(Drain3 templates, pending multi-line records, open sessions). The parse role writes one
+before it acknowledges the input it covers, so committed offsets never run ahead of saved
+state; on start it reads the latest checkpoint of each partition back.
+
+The model roles save their verdict memory under ``MEMORY_KEY`` (the most recent verdicts
+and known-normal templates), so a restarted worker does not pay again for known sessions.
+It is a cache: losing it costs model calls, never correctness.
 """
 
 from __future__ import annotations
@@ -94,3 +98,47 @@ def restore_states(bootstrap: str, topic: str, cfg: RlogConfig) -> dict[int, Par
         if st is not None:
             out[partition] = st
     return out
+
+
+MEMORY_KEY = b"rlog-memory"
+
+
+def memory_fingerprint(cfg: RlogConfig) -> str:
+    """Remembered verdicts are only valid for the models, view and thresholds that made them."""
+    c = cfg.cascade
+    data = orjson.dumps({"fast": c.fast.model_dump(mode="json", include={"model", "adapter", "backend"}),
+                         "full": c.full.model_dump(mode="json", include={"model", "adapter", "backend"}),
+                         "view": c.view.model_dump(mode="json"), "key": c.memory.key, "threshold": c.threshold,
+                         "band": c.band, "scoring": c.scoring, "verdict": c.verdict, "below": c.escalate_below},
+                        option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def snapshot_memory(memory: dict, cfg: RlogConfig) -> bytes:
+    return zlib.compress(orjson.dumps({"v": VERSION, "fingerprint": memory_fingerprint(cfg), "memory": memory}), 3)
+
+
+def load_memory_snapshot(data: bytes, cfg: RlogConfig) -> dict | None:
+    """The saved memory, or None when it was made with other models or settings."""
+    body = orjson.loads(zlib.decompress(data))
+    if body.get("v") != VERSION or body.get("fingerprint") != memory_fingerprint(cfg):
+        log.warning("ignoring a verdict memory saved with other models or cascade settings")
+        return None
+    return body["memory"]
+
+
+def restore_memory(bootstrap: str, topic: str, cfg: RlogConfig) -> dict | None:
+    """The latest verdict memory on ``topic`` (None when there is none or it does not fit)."""
+    from stream.kafka_io import read_topic_to_end
+
+    latest = None
+    for rec in read_topic_to_end(bootstrap, topic, timeout_s=120.0):
+        if rec.key == MEMORY_KEY:
+            latest = rec.value
+    if latest is None:
+        return None
+    try:
+        return load_memory_snapshot(latest, cfg)
+    except (zlib.error, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        log.error("unreadable verdict memory (%s); starting with an empty one", e)
+        return None

@@ -34,6 +34,11 @@ class WorkerMetrics:
         self.cache_hits = Counter("rlog_cache_hits", "sessions served from the verdict cache", ["stage"], registry=r)
         self.cache_lookups = Counter("rlog_cache_lookups", "sessions looked up in the verdict cache", ["stage"],
                                      registry=r)
+        self.memory_hits = Counter("rlog_memory_hits", "sessions answered from verdict memory without a model call, "
+                                   "by kind (signature: a remembered session; known_normal: only known-normal "
+                                   "templates)", ["kind"], registry=r)
+        self.memory_entries = Gauge("rlog_memory_entries", "verdicts and known-normal templates held in memory",
+                                    registry=r)
         self.escalations = Counter("rlog_escalations", "sessions sent to the full model", registry=r)
         self.alerts = Counter("rlog_alerts", "alerts published", registry=r)
         self.model_errors = Counter("rlog_model_errors", "model calls that failed after all retries", ["stage"],

@@ -6,10 +6,15 @@ import pytest
 
 from rlog.backends import load_backend
 from rlog.backends.base import BackendError, GenerationParams
-from rlog.config import ModelSpec
+from rlog.config import CascadeConfig, ModelSpec
 from rlog.contract.answers import parse_fast
-from rlog.contract.prompts import session_prompt
+from rlog.contract.representation import prompt_for, view_of_templates
 from rlog.models import ModelNotFound
+
+
+def session_prompt(templates, mode):
+    """The served prompt of bare templates."""
+    return prompt_for(view_of_templates(templates), mode, CascadeConfig())
 
 
 def test_batched_generation_with_logprobs(tiny_backend):

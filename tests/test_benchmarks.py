@@ -216,7 +216,7 @@ def test_bench_with_models_and_the_streaming_path(tmp_path, tiny_model_dir):
 
     model = {"model": str(tiny_model_dir), "max_new_tokens": 6, "batch_size": 8}
     cfg = load_config(env={}, overrides={"cascade": {"fast": model, "full": {**model, "max_new_tokens": 8},
-                                                     "alert_on_unknown": True, "max_wait_s": 0.5}})
+                                                     "alert_on_unknown": True, "max_wait_s": 0.5, "scoring": "generate"}})
     spec = BenchSpec.model_validate(yaml.safe_load(_spec(tmp_path, stream=True, stream_rate=200).read_text()))
     r = run_bench(spec, cfg, tmp_path / "out", data_dir=None, progress=False)
     rows = {x["method"]: x for x in r["detection"] if x["dataset"] == "sim"}

@@ -5,8 +5,8 @@ import pytest
 from rlog.backends.base import BackendError
 from rlog.cascade.alerts import Alert, alert_id, pick_evidence
 from rlog.cascade.batching import MicroBatcher
-from rlog.cascade.cache import VerdictCache, sequence_key
 from rlog.cascade.cascade import Cascade, Decision, final_verdict, needs_escalation
+from rlog.cascade.memory import VerdictCache, sequence_key
 from rlog.config import CascadeConfig, ModelSpec
 from rlog.contract.answers import FastAnswer, FullAnswer
 from rlog.contract.representation import sequence_of
@@ -118,14 +118,15 @@ def test_alerts_from_decisions():
 
 
 def test_cascade_on_a_real_tiny_model(tiny_backend):
-    cfg = CascadeConfig(fast=ModelSpec(max_new_tokens=6, batch_size=2), full=ModelSpec(max_new_tokens=8, batch_size=2))
+    cfg = CascadeConfig(fast=ModelSpec(max_new_tokens=6, batch_size=2), full=ModelSpec(max_new_tokens=8, batch_size=2),
+                        scoring="generate")
     cas = Cascade(tiny_backend, tiny_backend, cfg)
-    sessions = [session("a", ["x", "y"]), session("b", ["x", "x", "y"]), session("c", ["z"]),
+    sessions = [session("a", ["x", "y"]), session("b", ["y", "x"]), session("c", ["z"]),
                 session("d", ["q", "r"])]
     judged = cas.judge(sessions)
     st = cas.stats
     assert [s.session_id for s, _, _ in judged] == ["a", "b", "c", "d"]
-    assert st.sessions == 4 and st.fast_calls == 3 and st.cache_hits == 1  # a and b share a sequence
+    assert st.sessions == 4 and st.fast_calls == 3 and st.cache_hits == 1  # a and b share a signature
     assert st.fast_batches == 2
     # a random-weight model cannot answer in format: counted, escalated, never a crash
     assert st.malformed_fast == 3 and st.escalations == 3 and st.malformed_full == 3

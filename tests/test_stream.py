@@ -47,9 +47,10 @@ def worker_config(tmp_path: Path, model_dir: Path, name: str, **stream) -> tuple
     """A config reading simulator envelopes, with the tiny model failing open so every session alerts."""
     c = analysis_config()
     c["session"].update(size=10, timeout_s=3)
+    # scoring: generate keeps the decoded path, where a random model's unreadable answers fail open
     c["cascade"] = {"fast": {"model": str(model_dir), "max_new_tokens": 6, "batch_size": 8},
                     "full": {"model": str(model_dir), "max_new_tokens": 8, "batch_size": 8},
-                    "alert_on_unknown": True, "max_wait_s": 0.5}
+                    "alert_on_unknown": True, "max_wait_s": 0.5, "scoring": "generate"}
     c["stream"] = {"app_id": name, "input_topic": f"{name}.raw", "prefix": name, "web_port": free_port(),
                    "state_interval_s": 0.5, "partitions": 2, **stream}
     p = tmp_path / f"{name}.yaml"

@@ -10,11 +10,16 @@ import yaml
 
 from rlog.backends import GenerationParams, load_backend
 from rlog.cli import main
-from rlog.config import ConfigError, ModelSpec
-from rlog.contract.prompts import session_prompt
+from rlog.config import CascadeConfig, ConfigError, ModelSpec
+from rlog.contract.representation import prompt_for, view_of_templates
 from train.data import Example
 from train.evaluate import score_outputs
 from train.recipe import load_recipe
+
+
+def session_prompt(templates, mode):
+    """The served prompt of bare templates."""
+    return prompt_for(view_of_templates(templates), mode, CascadeConfig())
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,7 @@ import pytest
 
 from rlog.config import CascadeConfig
 from rlog.contract.answers import check_format
-from rlog.contract.prompts import session_prompt
-from rlog.contract.representation import prompt_for
+from rlog.contract.representation import prompt_for, view_of_templates
 from rlog.loghub import load_corrections
 from tests.conftest import need_data
 from train.data import (
@@ -26,6 +25,11 @@ from train.data import (
     trajectory_examples,
 )
 from train.recipe import load_recipe
+
+
+def session_prompt(templates, mode):
+    """The served prompt of bare templates."""
+    return prompt_for(view_of_templates(templates), mode, CascadeConfig())
 
 
 def test_answer_first_conversion_moves_the_verdict_before_a_short_rationale():
@@ -59,10 +63,13 @@ def test_sim_examples_use_the_served_prompt_and_reference_answers():
     assert {e.label for e in fast} == {"normal", "abnormal"}
     splits = [e.split for e in fast]
     assert splits == sorted(splits, key=["train", "val", "test"].index)  # past trains, future tests
+    from rlog.sim.engine import SimConfig
+    from train.environment import SimEnvironment
+
+    episodes = list(SimEnvironment(SimConfig(seed=3, lines=1500, fault_gap_s=20, benign_gap_s=30)).episodes())
+    assert [e.prompt for e in fast] == [ep.prompt("fast", cfg) for ep in episodes]  # the stream's own prompts
     for e in fast:
         assert check_format("<answer>" + e.completion, "fast")
-        seq = [ln.split(". ", 1)[1] for ln in e.prompt.messages[1]["content"].split("\n") if ln[:1].isdigit()]
-        assert e.prompt == prompt_for(seq, "fast", cfg) or len(seq) >= cfg.max_prompt_templates
     for e in full:
         assert check_format("<think>" + e.completion, "full")
         if e.label == "abnormal":
@@ -124,8 +131,8 @@ def test_bgl_sessions_and_templates_with_corrected_labels():
 @pytest.mark.data
 def test_tiny_recipe_builds_balanced_capped_splits():
     need_data()
-    recipe = load_recipe("tiny")
-    fast = build_examples(recipe, "fast")
+    recipe = load_recipe("tiny", {"variants": {"fast": {"data": {"sim_runs": 2, "train_caps": {"anomaly": 160}}}}})
+    fast = build_examples(recipe.for_variant("fast"), "fast")
     full = build_examples(recipe, "full")
     assert len(fast["train"]) == recipe.data.train_caps["anomaly"]
     assert {e.task for e in full["train"]} == {"anomaly", "parsing", "interpretation", "root_cause", "solution"}

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from rlog.config import CascadeConfig, load_config
 from rlog.contract.answers import check_format
-from rlog.contract.prompts import ChatPrompt, Mode, session_prompt, task_prompt
-from rlog.contract.representation import sequence_of
+from rlog.contract.prompts import ChatPrompt, Mode, task_prompt
+from rlog.contract.representation import TokenCounter, prompt_for, sequence_of, view_of, view_of_templates
 from rlog.loghub import DataError, bgl_lines, load_corrections, shared_data_dir
 from train.rewards import PREFILL, TASKS
 
@@ -150,7 +150,7 @@ def load_trajectories(data_dir: Path, task: str) -> list[Trajectory]:
 
 def trajectory_examples(trajs: Iterable[Trajectory], mode: Mode, *, corrections: dict[str, str] | None = None,
                         cascade: CascadeConfig | None = None, val: float = 0.1, test: float = 0.1,
-                        stats: Counter | None = None) -> Iterator[Example]:
+                        stats: Counter | None = None, count: TokenCounter | None = None) -> Iterator[Example]:
     """Examples from trajectories. Anomaly ones become single-template session prompts.
 
     A trajectory whose label an expert correction overturns keeps the corrected label with a
@@ -170,8 +170,7 @@ def trajectory_examples(trajs: Iterable[Trajectory], mode: Mode, *, corrections:
                 stats["bad_label"] += 1
                 continue
             fixed = corrections.get(template)
-            prompt = session_prompt([template], mode, max_templates=cascade.max_prompt_templates,
-                                    max_chars=cascade.max_template_chars)
+            prompt = prompt_for(view_of_templates([template]), mode, cascade, count)
             if fixed and fixed != label:
                 stats["corrected"] += 1
                 label = fixed
@@ -201,7 +200,8 @@ def trajectory_examples(trajs: Iterable[Trajectory], mode: Mode, *, corrections:
 # --------------------------------------------------------------------------- Loghub BGL
 
 def bgl_examples(data_dir: Path, mode: Mode, *, window: int = 20, corrections: dict[str, str] | None = None,
-                 cascade: CascadeConfig | None = None, val: float = 0.15, test: float = 0.15) -> list[Example]:
+                 cascade: CascadeConfig | None = None, val: float = 0.15, test: float = 0.15,
+                 count: TokenCounter | None = None) -> list[Example]:
     """Session examples (count windows) and template-level examples from labelled BGL.
 
     Lines go through the stream's own parser, template miner and sessionizer; a window is
@@ -230,16 +230,14 @@ def bgl_examples(data_dir: Path, mode: Mode, *, window: int = 20, corrections: d
     for s, split in zip(sessions, chrono_split(len(sessions), val, test), strict=True):
         label = "abnormal" if s.label else "normal"
         seq = sequence_of(s)
-        prompt = session_prompt(seq, mode, max_templates=cascade.max_prompt_templates,
-                                max_chars=cascade.max_template_chars)
-        cited = [t for t in seq if tpl_votes[t][1] > tpl_votes[t][0]][:2]
+        prompt = prompt_for(view_of(s, cascade.view), mode, cascade, count)
+        cited = [t for t in dict.fromkeys(seq) if tpl_votes[t][1] > tpl_votes[t][0]][:2]
         out_examples.append(Example("anomaly", mode, prompt, _grounded(label, seq, cited, mode), label, "bgl-session",
                                     split, key=f"bgl:{s.session_id}"))
     ordered = sorted(tpl_first, key=tpl_first.__getitem__)
     for t, split in zip(ordered, chrono_split(len(ordered), val, test), strict=True):
         label = "abnormal" if tpl_votes[t][1] > tpl_votes[t][0] else "normal"
-        prompt = session_prompt([t], mode, max_templates=cascade.max_prompt_templates,
-                                max_chars=cascade.max_template_chars)
+        prompt = prompt_for(view_of_templates([t]), mode, cascade, count)
         out_examples.append(Example("anomaly", mode, prompt, _grounded(label, [t], [t] if label == "abnormal" else [],
                                                                        mode), label, "bgl-template", split,
                                     key=f"bgl-template:{t}"))
@@ -249,7 +247,7 @@ def bgl_examples(data_dir: Path, mode: Mode, *, window: int = 20, corrections: d
 def _grounded(label: str, seq: Sequence[str], cited: Sequence[str], mode: Mode) -> str:
     """A reference answer citing the lines that state the failure (Loghub has no root causes)."""
     if label == "abnormal":
-        evidence = "; ".join(f'line {list(seq).index(t) + 1} says "{t[:160]}"' for t in cited) or "a line states a failure"
+        evidence = "; ".join(f'the line "{t[:160]}"' for t in cited) or "a line states a failure"
         why = f"{evidence[0].upper() + evidence[1:]}: a failure that does not recover."
     else:
         why = "Routine operations: no line states an error that does not recover."
@@ -262,21 +260,34 @@ def _grounded(label: str, seq: Sequence[str], cited: Sequence[str], mode: Mode) 
 
 def sim_examples(mode: Mode, *, seed: int = 11, lines: int = 6000, fault_gap_s: float = 40.0,
                  benign_gap_s: float = 60.0, cascade: CascadeConfig | None = None, val: float = 0.15,
-                 test: float = 0.15) -> list[Example]:
-    """Session examples from the simulated estate, with incident-grounded reference answers."""
+                 test: float = 0.15, window: int | None = None, count: TokenCounter | None = None) -> list[Example]:
+    """Session examples from one simulated run, with incident-grounded reference answers.
+
+    ``window``: lines per session window (default: how ``rlog analyze`` reads a simulation).
+    """
+    from rlog.config import SessionConfig
     from rlog.sim.engine import SimConfig
+    from rlog.sim.output import analysis_config
     from train.environment import SimEnvironment, reference_answer, scenario_of
 
     cascade = cascade or CascadeConfig()
+    config = None
+    if window is not None:
+        config = load_config(env={}, base=analysis_config(SessionConfig(mode="fixed", by="count", size=window)))
     episodes = list(SimEnvironment(SimConfig(seed=seed, lines=lines, fault_gap_s=fault_gap_s,
-                                                  benign_gap_s=benign_gap_s)).episodes())
+                                             benign_gap_s=benign_gap_s), config).episodes())
     out = []
     for ep, split in zip(episodes, chrono_split(len(episodes), val, test), strict=True):
         label = "abnormal" if ep.truth.label else "normal"
-        out.append(Example("anomaly", mode, ep.prompt(mode, cascade), reference_answer(ep, mode), label, "sim", split,
-                           category=ep.truth.category if ep.truth.label else None,
+        out.append(Example("anomaly", mode, ep.prompt(mode, cascade, count), reference_answer(ep, mode), label, "sim",
+                           split, category=ep.truth.category if ep.truth.label else None,
                            key=f"sim{seed}:{ep.session.session_id}", meta={"scenario": scenario_of(ep)}))
     return out
+
+
+def sim_seeds(first: int, runs: int) -> list[int]:
+    """The seeds of a recipe's simulated runs: ``first``, ``first + 100``, … (benchmarks pick seeds off this grid)."""
+    return [first + 100 * k for k in range(runs)]
 
 
 # --------------------------------------------------------------------------- assembly
@@ -341,11 +352,13 @@ def shorten_fast(completion: str, max_chars: int = FAST_RATIONALE_CHARS) -> str:
     return f"{m.group(1)}<think>{short_rationale(m.group(2), max_chars)}</think>"
 
 
-def build_examples(recipe, variant: Mode, *, stats: Counter | None = None) -> dict[str, list[Example]]:
+def build_examples(recipe, variant: Mode, *, stats: Counter | None = None,
+                   count: TokenCounter | None = None) -> dict[str, list[Example]]:
     """All examples of a recipe for one variant, split, balanced (train) and capped.
 
-    ``recipe`` is a :class:`train.recipe.Recipe`. Raises DataError when a requested source
-    is unavailable.
+    ``recipe`` is a :class:`train.recipe.Recipe`; ``count`` is the served model's token
+    counter, so session prompts are capped exactly as in serving. Raises DataError when a
+    requested source is unavailable.
     """
     spec = recipe.data
     stats = stats if stats is not None else Counter()
@@ -361,14 +374,17 @@ def build_examples(recipe, variant: Mode, *, stats: Counter | None = None) -> di
     if "rlog" in spec.sources:
         for task in tasks:
             examples.extend(trajectory_examples(load_trajectories(data_dir, task), variant, corrections=corrections,
-                                                val=spec.val_fraction, test=spec.test_fraction, stats=stats))
+                                                val=spec.val_fraction, test=spec.test_fraction, stats=stats,
+                                                count=count))
     if "anomaly" in tasks and "bgl" in spec.sources:
         examples.extend(bgl_examples(data_dir, variant, window=spec.bgl_window, corrections=corrections,
-                                     val=spec.val_fraction, test=spec.test_fraction))
+                                     val=spec.val_fraction, test=spec.test_fraction, count=count))
     if "anomaly" in tasks and "sim" in spec.sources:
-        examples.extend(sim_examples(variant, seed=spec.sim_seed, lines=spec.sim_lines, fault_gap_s=spec.sim_fault_gap_s,
-                                     benign_gap_s=spec.sim_benign_gap_s, val=spec.val_fraction,
-                                     test=spec.test_fraction))
+        for k, seed in enumerate(sim_seeds(spec.sim_seed, spec.sim_runs)):
+            window = spec.sim_windows[k % len(spec.sim_windows)] if spec.sim_windows else None
+            examples.extend(sim_examples(variant, seed=seed, lines=spec.sim_lines, fault_gap_s=spec.sim_fault_gap_s,
+                                         benign_gap_s=spec.sim_benign_gap_s, val=spec.val_fraction,
+                                         test=spec.test_fraction, window=window, count=count))
     if variant == "fast":
         examples = [Example(e.task, e.mode, e.prompt, shorten_fast(e.completion), e.label, e.source, e.split,
                             e.category, e.key, e.meta) for e in examples]

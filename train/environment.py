@@ -15,7 +15,7 @@ import orjson
 
 from rlog.config import CascadeConfig, RlogConfig, load_config
 from rlog.contract.prompts import ChatPrompt, Mode
-from rlog.contract.representation import prompt_for, sequence_of
+from rlog.contract.representation import SessionView, TokenCounter, prompt_for, sequence_of, view_of
 from rlog.pipeline.lines import Line
 from rlog.pipeline.pipeline import Pipeline
 from rlog.pipeline.sessions import Session
@@ -38,8 +38,12 @@ class Episode:
     def templates(self) -> tuple[str, ...]:
         return sequence_of(self.session)
 
-    def prompt(self, mode: Mode, cfg: CascadeConfig | None = None) -> ChatPrompt:
-        return prompt_for(self.templates, mode, cfg or CascadeConfig())
+    def view(self, cfg: CascadeConfig | None = None) -> SessionView:
+        return view_of(self.session, (cfg or CascadeConfig()).view)
+
+    def prompt(self, mode: Mode, cfg: CascadeConfig | None = None, count: TokenCounter | None = None) -> ChatPrompt:
+        cfg = cfg or CascadeConfig()
+        return prompt_for(self.view(cfg), mode, cfg, count)
 
 
 def score_answer(completion: str, truth: SessionTruth, mode: Mode, *, prefill: str | None = None,
@@ -55,16 +59,15 @@ def score_answer(completion: str, truth: SessionTruth, mode: Mode, *, prefill: s
 def reference_answer(ep: Episode, mode: Mode) -> str:
     """An ideal output for the episode (what the prefill is followed by), for supervised warm-up.
 
-    It cites the templates that state the failure by their number in the prompt, so the
-    rationale is grounded in what the model is shown.
+    It quotes the templates that state the failure, so the rationale is grounded in what
+    the model is shown.
     """
-    seq = ep.templates
     abnormal = [ln.template for ln in ep.session.lines if ln.truth is not None and ln.truth.label]
     cited: list[str] = []
     for t in abnormal:
-        if t in seq and t not in cited:
+        if t not in cited:
             cited.append(t)
-    evidence = "; ".join(f"line {seq.index(t) + 1} says \"{t[:160]}\"" for t in cited[:3])
+    evidence = "; ".join(f"the line \"{t[:160]}\"" for t in cited[:3])
     inc = ep.incident
     if ep.truth.label:
         title = inc.title if inc else "a failure"

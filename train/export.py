@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from rlog.models import ModelNotFound, resolve_model
+from rlog.models import CALIBRATION_FILE, ModelNotFound, resolve_model
 
 _DTYPES = {"float32", "float16", "bfloat16"}
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
@@ -77,9 +77,9 @@ def export_model(src: str | Path, out: str | Path, *, base_model: str, merged: b
             tok_src = src if (src / "tokenizer_config.json").is_file() else base
             AutoTokenizer.from_pretrained(tok_src).save_pretrained(tmp)
         meta = {"exported_from": str(src), "base_model": base_model, "merged": merged or not adapter, "dtype": dtype}
-        train_meta = src / "rlog_train.json"
-        if train_meta.is_file():
-            shutil.copy2(train_meta, tmp / "rlog_train.json")
+        for name in ("rlog_train.json", CALIBRATION_FILE):  # the calibration travels with the weights it fits
+            if (src / name).is_file():
+                shutil.copy2(src / name, tmp / name)
         (tmp / "rlog_export.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)

@@ -13,7 +13,13 @@ for v in fast full; do
   fi
   for stage in sft grpo; do
     if [ ! -f "$RUN/$v/$stage/final/rlog_train.json" ]; then
-      rlog train "$stage" --recipe "$RECIPE" --variant "$v" --run "$RUN"
+      # --resume continues from the stage's newest checkpoint when a run was cut off
+      rlog train "$stage" --recipe "$RECIPE" --variant "$v" --run "$RUN" --resume
+    fi
+    # R-Log-fast is served as a one-pass scorer: its threshold and unsure band are fitted on
+    # validation and stored beside the adapter (rlog_calibration.json) before it is evaluated.
+    if [ "$v" = fast ] && [ ! -f "$RUN/$v/$stage/final/rlog_calibration.json" ]; then
+      rlog train calibrate --recipe "$RECIPE" --variant fast --stage "$stage" --run "$RUN" --quiet
     fi
     if [ ! -f "$RUN/$v/eval-$stage-val.json" ]; then
       rlog train eval --recipe "$RECIPE" --variant "$v" --stage "$stage" --run "$RUN" --quiet

@@ -45,8 +45,11 @@ class DataSpec(_Spec):
     tasks: list[Task] = Field(
         default_factory=lambda: list(TASKS),
         description="tasks the full model learns (the fast model learns anomaly detection only)")
-    sim_seed: int = 11
-    sim_lines: int = Field(6000, ge=100)
+    sim_seed: int = Field(11, description="seed of the first simulated run; run k uses sim_seed + 100 k")
+    sim_runs: int = Field(1, ge=1, description="simulated runs (each its own estate, faults and look-alikes)")
+    sim_windows: list[int] = Field(default_factory=list, description="lines per session window, cycled over the "
+                                                                     "runs (empty: 40-line windows per component)")
+    sim_lines: int = Field(6000, ge=100, description="lines per simulated run")
     sim_fault_gap_s: float = Field(40.0, gt=0, description="mean quiet time between simulated faults")
     sim_benign_gap_s: float = Field(60.0, gt=0, description="mean quiet time between benign look-alikes")
     bgl_window: int = Field(20, ge=1, description="lines per BGL session window")
@@ -68,8 +71,9 @@ class SFTSpec(_Spec):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     lr_scheduler: str = "cosine"
     save_steps: int = Field(50, ge=1)
+    keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept (the best one is picked on validation)")
     logging_steps: int = Field(5, ge=1)
-    bf16: bool = False
+    bf16: bool = Field(False, description="bfloat16 mixed precision (on a CPU with AVX512-BF16 or AMX about 3x faster)")
     gradient_checkpointing: bool = False
 
 

@@ -82,10 +82,15 @@ def load_for_training(recipe: Recipe, start: Path | None = None):
     return tok, model, cfg
 
 
+def token_counter(tokenizer):
+    """Tokens of a text inside a chat turn, as the serving backend counts them for prompt caps."""
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def prepared_examples(recipe: Recipe, variant: str, tokenizer, max_prompt_tokens: int) -> tuple[dict, Counter]:
     """The recipe's examples for a variant, long prompts left out; with counts for the record."""
     stats: Counter = Counter()
-    splits = build_examples(recipe, variant, stats=stats)
+    splits = build_examples(recipe, variant, stats=stats, count=token_counter(tokenizer))
     out = {k: fits(v, tokenizer, max_prompt_tokens, stats) for k, v in splits.items()}
     if not out["train"]:
         from rlog.loghub import DataError

@@ -40,7 +40,7 @@ def run_sft(recipe: Recipe, variant: str, run: str | Path, *, resume: bool = Fal
         output_dir=str(out), learning_rate=s.learning_rate, num_train_epochs=s.epochs, max_steps=s.max_steps,
         per_device_train_batch_size=s.batch_size, gradient_accumulation_steps=s.grad_accum, max_length=s.max_length,
         completion_only_loss=True, warmup_steps=s.warmup_ratio, lr_scheduler_type=s.lr_scheduler,
-        save_steps=s.save_steps, save_total_limit=2, logging_steps=s.logging_steps, report_to="none",
+        save_steps=s.save_steps, save_total_limit=s.keep_checkpoints, logging_steps=s.logging_steps, report_to="none",
         seed=recipe.seed, data_seed=recipe.seed, bf16=s.bf16, gradient_checkpointing=s.gradient_checkpointing,
         use_cpu=recipe.device == "cpu", disable_tqdm=not progress, dataloader_num_workers=0,
         eos_token=tok.eos_token)

@@ -1,11 +1,17 @@
-"""transformers engine: the CPU default, batched greedy or sampled generation.
+"""transformers engine: the CPU default, batched generation and one-pass verdict scoring.
 
-Left-padded batches, stop strings (the fast model stops at ``</answer>``) and per-token
-log-probabilities (verdict confidence) in one ``generate`` call.
+Generation: left-padded batches, stop strings (the fast model stops at ``</answer>``) and
+per-token log-probabilities in one ``generate`` call.
+
+Scoring (R-Log-fast): the answer comes first, so the verdict is the first token after the
+``<answer>`` prefill. ``score`` reads P(abnormal) from that position's logits in one batched
+forward pass, with no decoding. The instructions that open every prompt are identical, so
+their key/value cache is computed once and reused: each call pays only for the session.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -15,8 +21,8 @@ from pathlib import Path
 from rlog.backends.base import BackendError, Generation, GenerationParams
 from rlog.config import ModelSpec
 from rlog.contract.answers import TokenLogprob
-from rlog.contract.prompts import ChatPrompt
-from rlog.models import resolve_adapter, resolve_model
+from rlog.contract.prompts import VERDICTS, ChatPrompt
+from rlog.models import Calibration, load_calibration, resolve_adapter, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +47,27 @@ def _token_pieces(tokenizer, ids: list[int]) -> list[str]:
     return pieces
 
 
+def pick_dtype(name: str, device: str):
+    """The torch dtype for ``name``; ``auto`` is bfloat16 where the hardware runs it natively
+    (about 3x faster than float32 on a CPU with AVX512-BF16 or AMX), else float32."""
+    import torch
+
+    if name == "float32":
+        return torch.float32
+    if name == "bfloat16":
+        return torch.bfloat16
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    try:
+        native = device == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return torch.bfloat16 if native else torch.float32
+
+
 class TransformersBackend:
     def __init__(self, model_path: str | Path, *, adapter: str | Path | None = None, device: str = "cpu",
-                 model_id: str | None = None) -> None:
+                 model_id: str | None = None, dtype: str = "auto") -> None:
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -64,10 +88,15 @@ class TransformersBackend:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
-        self.model = model.to(device).eval()
+        self.dtype = pick_dtype(dtype, device)
+        self.model = model.to(device=device, dtype=self.dtype).eval()
         self.device = device
         self.model_id = model_id or (path.name + (f"+{Path(adapter).name}" if adapter else ""))
+        # The calibration fits these weights: it sits beside the adapter, or in a merged model's folder.
+        self.calibration: Calibration | None = load_calibration(adapter if adapter is not None else path)
         self._lock = threading.Lock()
+        self._prefix: tuple[str, list[int], object] | None = None  # (text, token ids, key/value cache)
+        self.prefix_hits = 0  # prompts scored on the cached instructions
         if device == "cpu" and torch.get_num_threads() < (os.cpu_count() or 1):
             torch.set_num_threads(os.cpu_count() or 1)
 
@@ -77,10 +106,95 @@ class TransformersBackend:
         name = spec.model if not Path(spec.model).exists() else Path(spec.model).name
         adapter = resolve_adapter(spec.adapter)
         mid = name + (f"+{adapter.name}" if adapter else "")
-        return cls(path, adapter=adapter, device=spec.device, model_id=mid)
+        return cls(path, adapter=adapter, device=spec.device, model_id=mid, dtype=spec.dtype)
 
     def render(self, prompt: ChatPrompt) -> str:
         return render_chat(self.tokenizer, prompt)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` as it sits inside a chat turn (what prompt caps are measured in)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # ------------------------------------------------------------------ one-pass scoring
+
+    def label_tokens(self, prefill: str, labels: Sequence[str] = VERDICTS) -> list[int]:
+        """The first token of each label as generated right after ``prefill``."""
+        tok = self.tokenizer
+        base = tok(prefill, add_special_tokens=False)["input_ids"]
+        out = []
+        for label in labels:
+            ids = tok(prefill + label, add_special_tokens=False)["input_ids"]
+            rest = ids[len(base):] if ids[: len(base)] == base else tok(label, add_special_tokens=False)["input_ids"]
+            if not rest:
+                raise BackendError(f"label {label!r} has no tokens after {prefill!r} in {self.model_id}'s tokenizer")
+            out.append(rest[0])
+        if len(set(out)) != len(out):
+            raise BackendError(f"labels {list(labels)} share a first token in {self.model_id}'s tokenizer: they cannot "
+                               "be scored in one pass (set cascade.scoring: generate)")
+        return out
+
+    def _instructions(self, prompt: ChatPrompt) -> str:
+        """The rendered text before the session: the same for every prompt with these instructions."""
+        probe = ChatPrompt((*prompt.messages[:-1], {**prompt.messages[-1], "content": "\x00"}), prompt.prefill)
+        text = self.render(probe)
+        return text[: text.index("\x00")] if "\x00" in text else ""
+
+    def _prefix_cache(self, prompt: ChatPrompt):
+        """(token ids, key/value cache) of the instructions, computed once per distinct text."""
+        torch = self._torch
+        text = self._instructions(prompt)
+        if self._prefix is not None and self._prefix[0] == text:
+            return self._prefix[1], self._prefix[2]
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+        if len(ids) < 2:
+            return [], None
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True)
+        self._prefix = (text, ids, out.past_key_values)
+        return ids, out.past_key_values
+
+    def score(self, prompts: Sequence[ChatPrompt], labels: Sequence[str] = VERDICTS) -> list[float]:
+        """P(last label) per prompt: the next-token distribution after the prompt, renormalised over
+        the labels' first tokens. For the fast contract, P(abnormal) in one forward pass."""
+        if not prompts:
+            return []
+        torch, tok = self._torch, self.tokenizer
+        if len({p.prefill for p in prompts}) != 1:
+            raise BackendError("score() needs one prefill per batch")
+        label_ids = self.label_tokens(prompts[0].prefill, labels)
+        texts = [self.render(p) for p in prompts]
+        rows = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+        window = getattr(self.model.config, "max_position_embeddings", None)
+        longest = max(len(r) for r in rows)
+        if window and longest > window:
+            raise BackendError(f"prompt of {longest} tokens exceeds the {window}-token context of {self.model_id}; "
+                               "lower cascade.view.max_tokens")
+        with self._lock, torch.inference_mode():
+            prefix_ids, cache = self._prefix_cache(prompts[0])
+            n = len(prefix_ids)
+            if cache is None or any(r[:n] != prefix_ids for r in rows):
+                n, cache = 0, None  # a prompt with other instructions: no reuse for this batch
+            suffix = [r[n:] for r in rows]
+            width = max(len(r) for r in suffix)
+            pad = tok.pad_token_id
+            ids = torch.tensor([[pad] * (width - len(r)) + r for r in suffix], device=self.device)
+            smask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in suffix], device=self.device)
+            mask = torch.cat([torch.ones(len(rows), n, dtype=smask.dtype, device=self.device), smask], dim=1)
+            pos = (n + smask.cumsum(1) - 1).clamp(min=n)
+            kwargs = {}
+            if cache is not None:
+                cache = copy.deepcopy(cache)
+                cache.batch_repeat_interleave(len(rows))
+                kwargs["past_key_values"] = cache
+                self.prefix_hits += len(rows)
+            try:
+                out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=cache is not None,
+                                 logits_to_keep=1, **kwargs)
+            except (RuntimeError, IndexError, ValueError) as e:
+                raise BackendError(f"scoring failed on {self.model_id}: {e}") from e
+            logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)[:, label_ids]
+            probs = torch.softmax(logp, dim=-1)[:, -1]
+        return [float(p) for p in probs]
 
     def generate(self, prompts: Sequence[ChatPrompt], params: GenerationParams) -> list[Generation]:
         if not prompts:
@@ -101,7 +215,7 @@ class TransformersBackend:
         need = enc["input_ids"].shape[1] + params.max_new_tokens
         if window and need > window:
             raise BackendError(f"prompt of {enc['input_ids'].shape[1]} tokens + {params.max_new_tokens} new tokens exceeds "
-                               f"the {window}-token context of {self.model_id}; lower cascade.max_prompt_templates "
+                               f"the {window}-token context of {self.model_id}; lower cascade.view.max_tokens "
                                "or max_new_tokens, or use a model with a longer context")
         with self._lock, torch.inference_mode():
             try:

@@ -1,9 +1,15 @@
-"""The detection cascade: verdict cache → batched R-Log-fast → escalation to R-Log → alerts.
+"""The detection cascade: verdict memory → batched R-Log-fast → escalation to R-Log → alerts.
 
 Plain Python around two ``Backend`` objects, so the stream, ``rlog analyze`` and the
-benchmarks run the same decisions. Sessions are judged by their *normalised template
-sequence* (``rlog.contract.representation``): the prompt is a pure function of it, so a
-cached verdict (``rlog.cascade.cache``) is exactly what the model would say again.
+benchmarks run the same decisions. A session is shown to the models as its view
+(``rlog.contract.representation``) and remembered by its signature
+(``rlog.cascade.memory``): a known session, or one made only of templates already judged
+normal, never reaches a model.
+
+R-Log-fast is a one-pass scorer where the backend can return logits: P(abnormal) is read
+at the verdict position and compared with the adapter's calibrated threshold; sessions at
+or above it, and unsure ones just below it (the band), escalate to R-Log. Backends that
+only generate keep the decoded answer and its token log-probabilities.
 """
 
 from __future__ import annotations
@@ -12,25 +18,31 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from rlog.backends.base import Backend, BackendError, Generation, GenerationParams
 from rlog.cascade.alerts import Alert, alert_id, pick_evidence
-from rlog.cascade.cache import VerdictCache, sequence_key
+from rlog.cascade.memory import KnownNormal, VerdictCache, sequence_key
 from rlog.config import CascadeConfig
 from rlog.contract.answers import FastAnswer, FullAnswer, parse_fast, parse_full
 from rlog.contract.prompts import ChatPrompt, Mode
-from rlog.contract.representation import prompt_for, sequence_of
+from rlog.contract.representation import prompt_for, sequence_of, signature_key, view_of
 from rlog.metrics import percentiles
 from rlog.pipeline.sessions import Session
 
 log = logging.getLogger(__name__)
 
 
-def needs_escalation(fast: FastAnswer, below: float) -> bool:
-    """Escalate what the fast model flagged, could not answer, or was unsure about."""
+def needs_escalation(fast: FastAnswer, below: float, threshold: float = 0.5, band: float = 0.0) -> bool:
+    """Escalate what the fast model flagged, could not answer, or was unsure about.
+
+    A scored answer is unsure within ``band`` below ``threshold``; a decoded one when the
+    probability of its 'normal' is below ``below``.
+    """
     if not fast.ok or fast.verdict == "abnormal":
         return True
+    if fast.p_abnormal is not None:
+        return fast.p_abnormal >= threshold - band
     return fast.confidence is not None and fast.confidence < below
 
 
@@ -57,6 +69,7 @@ class Decision:
     full: FullAnswer | None = None
     fast_ms: float = 0.0
     full_ms: float = 0.0
+    known_normal: bool = False  # decided by the known-normal template memory, no model call
 
     @property
     def escalated(self) -> bool:
@@ -70,10 +83,26 @@ class Decision:
         return errs
 
 
+def decision_to_state(d: Decision) -> list:
+    """A decision as compact plain data for checkpoints (R-Log's reasoning is left out: it is long)."""
+    full = None
+    if d.full is not None:
+        full = {**asdict(d.full), "reasoning": ""}
+    return [d.verdict, asdict(d.fast), full, round(d.fast_ms, 1), round(d.full_ms, 1), d.known_normal]
+
+
+def decision_from_state(row: list) -> Decision:
+    verdict, fast, full, fast_ms, full_ms, known = row
+    return Decision(verdict, FastAnswer(**fast), FullAnswer(**full) if full is not None else None, fast_ms, full_ms,
+                    known)
+
+
 @dataclass
 class CascadeStats:
     sessions: int = 0
-    cache_hits: int = 0
+    cache_hits: int = 0  # sessions answered from memory: remembered signature or known-normal templates
+    memory_hits: int = 0
+    known_normal_hits: int = 0
     fast_calls: int = 0
     fast_batches: int = 0
     full_calls: int = 0
@@ -105,26 +134,46 @@ class Cascade:
     def __init__(self, fast: Backend, full: Backend | None, cfg: CascadeConfig,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.fast, self.full, self.cfg = fast, full, cfg
-        self.cache = VerdictCache(cfg.cache_size)  # final decisions (fast + full) of judge()
-        self.fast_cache = VerdictCache(cfg.cache_size)  # fast-only decisions of judge(escalate=False)
-        self.full_cache = VerdictCache(cfg.cache_size)  # decisions of explain()
+        size = cfg.memory.size
+        self.cache = VerdictCache(size)  # final decisions (fast + full) of judge()
+        self.fast_cache = VerdictCache(size)  # fast-only decisions of judge(escalate=False)
+        self.full_cache = VerdictCache(size)  # decisions of explain()
+        self.known = KnownNormal(cfg.memory.templates)
         self.stats = CascadeStats()
         self._sleep = sleep
         self.fast_params = GenerationParams(cfg.fast.max_new_tokens, cfg.fast.temperature, ("</answer>",))
         self.full_params = GenerationParams(cfg.full.max_new_tokens, cfg.full.temperature, ("</answer>",),
                                              logprobs=False)
+        can_score = fast is not None and callable(getattr(fast, "score", None))
+        if cfg.scoring == "logits" and fast is not None and not can_score:
+            raise BackendError(f"cascade.scoring is 'logits' but the {cfg.fast.backend} backend of "
+                               f"{fast.model_id} cannot return logits; set cascade.scoring: generate or auto")
+        self.scoring = "logits" if can_score and cfg.scoring != "generate" else "generate"
+        cal = getattr(fast, "calibration", None)
+        self.threshold = cfg.threshold if cfg.threshold is not None else cal.threshold if cal else 0.5
+        self.band = cfg.band if cfg.band is not None else cal.band if cal else 0.0
+        if self.band >= self.threshold:
+            raise BackendError(f"cascade.band ({self.band}) must be below the threshold ({self.threshold})")
 
-    def _prompt(self, seq: Sequence[str], mode: Mode) -> ChatPrompt:
-        return prompt_for(seq, mode, self.cfg)
+    def _count(self, backend: Backend | None):
+        return getattr(backend, "count_tokens", None)
 
-    def _generate(self, backend: Backend, prompts: list[ChatPrompt], params: GenerationParams) -> list[Generation]:
+    def prompt(self, session: Session, mode: Mode) -> ChatPrompt:
+        """What the model of ``mode`` is asked about ``session`` (its view, capped in that model's tokens)."""
+        backend = self.fast if mode == "fast" else self.full
+        return prompt_for(view_of(session, self.cfg.view), mode, self.cfg, self._count(backend))
+
+    def needs_escalation(self, fast: FastAnswer) -> bool:
+        return needs_escalation(fast, self.cfg.escalate_below, self.threshold, self.band)
+
+    def _retrying(self, backend: Backend, call: Callable[[], list], n: int) -> list:
         """Call a backend with retries and exponential backoff; raise after the last attempt."""
         delay = self.cfg.retry_backoff_s
         for attempt in range(self.cfg.retries + 1):
             try:
-                out = backend.generate(prompts, params)
-                if len(out) != len(prompts):
-                    raise BackendError(f"{backend.model_id} returned {len(out)} outputs for {len(prompts)} prompts")
+                out = call()
+                if len(out) != n:
+                    raise BackendError(f"{backend.model_id} returned {len(out)} outputs for {n} prompts")
                 return out
             except BackendError as e:
                 if attempt == self.cfg.retries:
@@ -137,42 +186,51 @@ class Cascade:
         raise AssertionError("unreachable")
 
     def _run(self, stage: str, backend: Backend, prompts: list[ChatPrompt],
-             params: GenerationParams) -> tuple[list[Generation], list[float]]:
-        """Generate for one stage in batches; per prompt, the latency of the batch it rode in."""
+             call: Callable[[list[ChatPrompt]], list]) -> tuple[list, list[float]]:
+        """Run one stage in batches; per prompt, the latency of the batch it rode in."""
         batch_size = getattr(self.cfg, stage).batch_size
         lat: deque = getattr(self.stats, f"{stage}_ms")
-        gens: list[Generation] = []
+        outs: list = []
         ms: list[float] = []
         for i in range(0, len(prompts), batch_size):
             chunk = prompts[i: i + batch_size]
             t0 = time.perf_counter()
-            gens.extend(self._generate(backend, chunk, params))
+            outs.extend(self._retrying(backend, lambda c=chunk: call(c), len(chunk)))
             dt = (time.perf_counter() - t0) * 1000
             lat.append(dt)
             ms.extend([dt] * len(chunk))
             setattr(self.stats, f"{stage}_batches", getattr(self.stats, f"{stage}_batches") + 1)
         setattr(self.stats, f"{stage}_calls", getattr(self.stats, f"{stage}_calls") + len(prompts))
-        return gens, ms
+        return outs, ms
 
-    def _fast_stage(self, todo: dict[str, tuple[str, ...]]) -> dict[str, tuple[FastAnswer, float]]:
+    def _fast_stage(self, todo: dict[str, Session]) -> dict[str, tuple[FastAnswer, float]]:
         keys = list(todo)
-        prompts = [self._prompt(todo[k], "fast") for k in keys]
-        gens, ms = self._run("fast", self.fast, prompts, self.fast_params)
+        prompts = [self.prompt(todo[k], "fast") for k in keys]
         out = {}
+        if self.scoring == "logits":
+            probs, ms = self._run("fast", self.fast, prompts, self.fast.score)  # type: ignore[attr-defined]
+            for k, p, t in zip(keys, probs, ms, strict=True):
+                abnormal = p >= self.threshold
+                out[k] = (FastAnswer("abnormal" if abnormal else "normal", p if abnormal else 1 - p,
+                                     p_abnormal=p), t)
+            return out
+        gens: list[Generation]
+        gens, ms = self._run("fast", self.fast, prompts, lambda c: self.fast.generate(c, self.fast_params))
         for k, p, g, t in zip(keys, prompts, gens, ms, strict=True):
             ans = parse_fast(g.text, p.prefill, g.tokens)
             self.stats.malformed_fast += not ans.ok
             out[k] = (ans, t)
         return out
 
-    def _full_stage(self, todo: dict[str, tuple[str, ...]]) -> dict[str, tuple[FullAnswer, float]]:
+    def _full_stage(self, todo: dict[str, Session]) -> dict[str, tuple[FullAnswer, float]]:
         if not todo:
             return {}
         if self.full is None:
             raise BackendError("escalation needs a full model (cascade.full), but none is loaded")
         keys = list(todo)
-        prompts = [self._prompt(todo[k], "full") for k in keys]
-        gens, ms = self._run("full", self.full, prompts, self.full_params)
+        prompts = [self.prompt(todo[k], "full") for k in keys]
+        full = self.full
+        gens, ms = self._run("full", full, prompts, lambda c: full.generate(c, self.full_params))
         self.stats.escalations += len(keys)
         out = {}
         for k, p, g, t in zip(keys, prompts, gens, ms, strict=True):
@@ -181,8 +239,20 @@ class Cascade:
             out[k] = (ans, t)
         return out
 
+    def _confidently_normal(self, d: Decision) -> bool:
+        """A decision its templates may be remembered as normal by: normal, not escalated, not unsure."""
+        f = d.fast
+        if d.verdict != "normal" or d.escalated or not f.ok:
+            return False
+        if f.p_abnormal is not None:
+            return f.p_abnormal < self.threshold - self.band
+        return f.confidence is None or f.confidence >= self.cfg.escalate_below
+
+    def key(self, session: Session) -> str:
+        return signature_key(session, self.cfg)
+
     def judge(self, sessions: Sequence[Session], *, escalate: bool | None = None) -> list[tuple[Session, Decision, bool]]:
-        """Decide every session; returns (session, decision, served_from_cache).
+        """Decide every session; returns (session, decision, answered_from_memory).
 
         ``escalate=False`` runs the fast stage only (the stream's detect role, which hands
         escalations to the explain role through a topic); the default escalates when the
@@ -191,44 +261,51 @@ class Cascade:
         if escalate is None:
             escalate = self.cfg.escalate and self.full is not None
         cache = self.cache if escalate else self.fast_cache
-        seqs = [sequence_of(s) for s in sessions]
-        keys = [sequence_key(q) for q in seqs]
+        keys = [self.key(s) for s in sessions]
         decided: dict[str, Decision] = {}
         cached: set[str] = set()
-        todo: dict[str, tuple[str, ...]] = {}
-        for q, k in zip(seqs, keys, strict=True):
+        todo: dict[str, Session] = {}
+        for s, k in zip(sessions, keys, strict=True):
             self.stats.sessions += 1
             if k in decided or k in todo:
                 self.stats.cache_hits += 1  # duplicate inside this batch: judged once
+                self.stats.memory_hits += 1
                 continue
             hit = cache.get(k)
             if hit is not None:
                 decided[k] = hit
                 cached.add(k)
                 self.stats.cache_hits += 1
+                self.stats.memory_hits += 1
+            elif self.known.covers(s):
+                decided[k] = Decision("normal", FastAnswer("normal", None), known_normal=True)
+                cached.add(k)
+                self.stats.cache_hits += 1
+                self.stats.known_normal_hits += 1
             else:
-                todo[k] = q
+                todo[k] = s
         if todo:
             fast_answers = self._fast_stage(todo)
-            esc = {k: todo[k] for k in todo if escalate and needs_escalation(fast_answers[k][0], self.cfg.escalate_below)}
+            esc = {k: todo[k] for k in todo if escalate and self.needs_escalation(fast_answers[k][0])}
             full_answers = self._full_stage(esc)
-            for k in todo:
+            for k, s in todo.items():
                 fa, ft = fast_answers[k]
                 full, lt = full_answers.get(k, (None, 0.0))
                 d = Decision(final_verdict(fa, full, self.cfg.verdict), fa, full, ft, lt)
                 decided[k] = d
                 cache.put(k, d)
+                if self._confidently_normal(d):
+                    self.known.learn(s)
         return self._tally(sessions, keys, decided, cached)
 
     def explain(self, items: Sequence[tuple[Session, FastAnswer, float]]) -> list[tuple[Session, Decision, bool]]:
         """The full stage for sessions the fast stage escalated (the stream's explain role)."""
-        seqs = [sequence_of(s) for s, _, _ in items]
-        keys = [sequence_key(q) for q in seqs]
+        keys = [self.key(s) for s, _, _ in items]
         decided: dict[str, Decision] = {}
         cached: set[str] = set()
-        todo: dict[str, tuple[str, ...]] = {}
+        todo: dict[str, Session] = {}
         fast = {k: (fa, ms) for k, (_, fa, ms) in zip(keys, items, strict=True)}
-        for q, k in zip(seqs, keys, strict=True):
+        for (s, _, _), k in zip(items, keys, strict=True):
             if k in decided or k in todo:
                 continue
             hit = self.full_cache.get(k)
@@ -236,7 +313,7 @@ class Cascade:
                 decided[k] = hit
                 cached.add(k)
             else:
-                todo[k] = q
+                todo[k] = s
         full_answers = self._full_stage(todo)
         for k in todo:
             fa, ft = fast[k]
@@ -256,6 +333,24 @@ class Cascade:
             out.append((s, d, k in cached))
         return out
 
+    # ------------------------------------------------------------------ persistence
+
+    def memory_state(self) -> dict:
+        """The verdict memories as plain data (the most recent ``memory.persist`` of each)."""
+        n = self.cfg.memory.persist
+        return {"cache": self.cache.state(decision_to_state, n), "fast": self.fast_cache.state(decision_to_state, n),
+                "full": self.full_cache.state(decision_to_state, n), "known": self.known.state(n)}
+
+    def load_memory(self, state: dict) -> int:
+        """Fold a saved memory in; returns how many verdicts it held."""
+        self.cache.load_state(state.get("cache", []), decision_from_state)
+        self.fast_cache.load_state(state.get("fast", []), decision_from_state)
+        self.full_cache.load_state(state.get("full", []), decision_from_state)
+        self.known.load_state(state.get("known", []))
+        return len(self.cache) + len(self.fast_cache) + len(self.full_cache)
+
+    # ------------------------------------------------------------------ alerts
+
     def alerts(self, judged: Sequence[tuple[Session, Decision, bool]]) -> list[Alert]:
         """One alert per abnormal session (and per undecided one when `alert_on_unknown` fails open)."""
         out = []
@@ -267,12 +362,13 @@ class Cascade:
             models = {"fast": self.fast.model_id if self.fast is not None else self.cfg.fast.model}
             if d.full is not None and self.full is not None:
                 models["full"] = self.full.model_id
+            confidence = d.fast.p_abnormal if d.fast.p_abnormal is not None else d.fast.confidence
             out.append(Alert(
                 alert_id=alert_id(s.source, s.session_id, key), session_id=s.session_id, source=s.source,
                 kind=s.kind, start_ts=s.start_ts, end_ts=s.end_ts, n_lines=len(s.lines) + s.dropped_lines,
                 templates=[{"id": t, "template": tpl, "count": n} for t, tpl, n in s.template_counts()],
                 evidence=pick_evidence([(ln.template_id, ln.raw) for ln in s.lines], self.cfg.evidence_lines),
-                verdict=d.verdict, confidence=d.fast.confidence,
+                verdict=d.verdict, confidence=confidence,
                 category=full.category if full else None,
                 interpretation=full.interpretation if full else "",
                 root_cause=full.root_cause if full else "", action=full.action if full else "",

@@ -1,4 +1,4 @@
-"""`rlog train sft|grpo|eval|export|ship|data`: the training recipe (train/) from the command line."""
+"""`rlog train sft|grpo|calibrate|eval|export|ship|data`: the training recipe (train/) from the command line."""
 
 from __future__ import annotations
 
@@ -80,6 +80,26 @@ def cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    from rlog.tables import format_table
+    from train.calibrate import calibrate_adapter
+
+    recipe = _recipe(a)
+    run = _run_dir(a, recipe)
+    path, cal, report = calibrate_adapter(recipe, run, "fast", a.stage, adapter=a.adapter, progress=not a.quiet)
+    fit = cal.fit["at_threshold"]
+    print(f"threshold {cal.threshold}, band {cal.band} (validation: {cal.fit['n']} sessions, "
+          f"{cal.fit['abnormal']} abnormal; F1 {fit['f1']}, P {fit['precision']}, R {fit['recall']}, "
+          f"escalated {cal.fit['escalated_share']:.0%})")
+    rows = [[src, r["n"], r["precision"], r["recall"], r["f1"], r["fpr"]] for src, r in report["by_source"].items()]
+    print(format_table(["source", "n", "P", "R", "F1", "FPR"], rows))
+    out = run / "fast" / f"calibration-{a.stage}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(f"calibration: {path}\nreport: {out}")
+    return 0
+
+
 def cmd_export(a: argparse.Namespace) -> int:
     from train.export import export_model
 
@@ -102,11 +122,16 @@ def cmd_ship(a: argparse.Namespace) -> int:
 def cmd_data(a: argparse.Namespace) -> int:
     from collections import Counter
 
+    from transformers import AutoTokenizer
+
+    from rlog.models import resolve_model
     from train.data import build_examples, summarize
+    from train.runs import token_counter
 
     recipe = _recipe(a)
     stats: Counter = Counter()
-    splits = build_examples(recipe, a.variant, stats=stats)
+    tok = AutoTokenizer.from_pretrained(resolve_model(recipe.base_model))
+    splits = build_examples(recipe, a.variant, stats=stats, count=token_counter(tok))
     examples = [e for part in splits.values() for e in part]
     print(yaml.safe_dump({"counts": summarize(examples), "notes": dict(stats)}, sort_keys=False))
     if a.out:
@@ -142,6 +167,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--start", help="model to start from (default: <run>/<variant>/sft/final)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of the run")
     p.set_defaults(func=cmd_grpo)
+
+    p = tsub.add_parser("calibrate", help="fit R-Log-fast's threshold and unsure band on validation; store them "
+                                          "with the adapter")
+    common(p, both=False)
+    p.add_argument("--stage", choices=["sft", "grpo"], default="grpo", help="which model of the run")
+    p.add_argument("--adapter", help="calibrate this LoRA adapter on the recipe's base instead")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_calibrate)
 
     p = tsub.add_parser("eval", help="precision/recall/F1, parsing accuracy, overlap and latency per sample")
     common(p)

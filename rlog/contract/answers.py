@@ -61,10 +61,14 @@ class TokenLogprob:
 
 @dataclass(frozen=True)
 class FastAnswer:
+    """R-Log-fast's answer. ``confidence`` is the probability of ``verdict``; ``p_abnormal`` is
+    set when the verdict was scored in one pass (and then the verdict is its threshold's)."""
+
     verdict: str | None
     confidence: float | None
     rationale: str = ""
     error: str | None = None
+    p_abnormal: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -27,6 +27,7 @@ from rlog.truth import LineTruth
 log = logging.getLogger(__name__)
 
 MAX_KEPT_LINE_CHARS = 4096  # raw text kept per session line (evidence); full line was already mined
+MAX_KEPT_CONTENT_CHARS = 512  # message text kept per session line (example values shown to the model)
 
 
 @dataclass
@@ -116,7 +117,9 @@ class Pipeline:
                 self.last_ts = item.ts
             m = st.store.mine(item.content)
             sl = SessionLine(item.seq, item.ts, item.raw[:MAX_KEPT_LINE_CHARS], m.template_id, m.template,
-                             item.label, m.cluster_id, item.host, item.truth)
+                             item.label, m.cluster_id, item.host, item.truth,
+                             content=item.content[:MAX_KEPT_CONTENT_CHARS], level=item.fields.get("Level", "").strip(),
+                             prior=m.prior, age=m.age)
             sessions.extend(self._finish(self.sessionizer.add(item.source, sl)))
         return sessions, dead
 

@@ -51,6 +51,8 @@ class TemplateMatch:
     template: str
     template_id: str
     change: str  # drain3 change type: cluster_created, cluster_template_changed, none
+    prior: int = 0  # lines this cluster held before this one (0: the template is new to the source)
+    age: int = 0  # lines the source's miner held before this one (how much history "new" is measured against)
 
 
 class TemplateStore:
@@ -70,11 +72,14 @@ class TemplateStore:
         cfg.mask_prefix, cfg.mask_suffix = "<", ">"
         self.max_clusters = max_clusters
         self._miner = TemplateMiner(persistence_handler=None, config=cfg)
+        self.lines = 0  # messages mined into live clusters (restored with the snapshot)
 
     def mine(self, content: str) -> TemplateMatch:
         res = self._miner.add_log_message(content)
         tpl = res["template_mined"]
-        return TemplateMatch(res["cluster_id"], tpl, template_id(tpl), res["change_type"])
+        age, self.lines = self.lines, self.lines + 1
+        return TemplateMatch(res["cluster_id"], tpl, template_id(tpl), res["change_type"],
+                             prior=int(res["cluster_size"]) - 1, age=age)
 
     def current(self, cluster_id: int, tid: str, template: str) -> tuple[str, str]:
         """(id, template) of the cluster now: it may have generalised since a line was mined.
@@ -114,3 +119,4 @@ class TemplateStore:
             self._miner.load_state()
         finally:
             self._miner.persistence_handler = None
+        self.lines = sum(c.size for c in self._miner.drain.clusters)

@@ -24,6 +24,10 @@ class SessionLine:
     cluster_id: int = -1  # Drain cluster, to refresh the template when the session closes
     host: str = ""
     truth: LineTruth | None = None
+    content: str = ""  # the message part (what was mined), capped: example values for the model
+    level: str = ""  # the format's severity field, when it has one
+    prior: int = -1  # lines of this template the source had seen before this one; -1: unknown
+    age: int = -1  # lines the source had seen before this one; -1: unknown
 
 
 @dataclass(slots=True)
@@ -73,25 +77,37 @@ class Session:
         return [(tid, tpl, n) for tid, (tpl, n) in counts.items()]
 
 
+def _view_fields(ln: SessionLine) -> list:
+    return [ln.content, ln.level, ln.prior, ln.age]
+
+
+def _line(seq, ts, raw, tid, tpl, label, cluster_id, host, view: list) -> SessionLine:
+    """A line from its plain form; lines written before the view fields existed get their defaults."""
+    content, level, prior, age = view if len(view) == 4 else ("", "", -1, -1)
+    return SessionLine(seq, ts, raw, tid, tpl, label, cluster_id, host, None, content, level, prior, age)
+
+
 def session_to_dict(s: Session) -> dict:
     """A closed session as plain data (the value on the sessions topic); ground truth stays out."""
     return {"session_id": s.session_id, "source": s.source, "kind": s.kind, "close_reason": s.close_reason,
             "dropped_lines": s.dropped_lines,
-            "lines": [[ln.seq, ln.ts, ln.raw, ln.template_id, ln.template, ln.label, ln.host] for ln in s.lines]}
+            "lines": [[ln.seq, ln.ts, ln.raw, ln.template_id, ln.template, ln.label, ln.host, *_view_fields(ln)]
+                      for ln in s.lines]}
 
 
 def session_from_dict(d: dict) -> Session:
-    lines = [SessionLine(seq, ts, raw, tid, tpl, label, -1, host) for seq, ts, raw, tid, tpl, label, host in d["lines"]]
+    lines = [_line(*ln[:6], -1, ln[6], ln[7:]) for ln in d["lines"]]
     return Session(d["session_id"], d["source"], d["kind"], lines, d.get("close_reason", ""), d.get("dropped_lines", 0))
 
 
 def session_to_state(s: Session) -> list:
     """An open session as compact plain data for parser checkpoints (keeps Drain cluster ids)."""
     return [s.session_id, s.source, s.kind, s.close_reason, s.dropped_lines,
-            [[ln.seq, ln.ts, ln.raw, ln.template_id, ln.template, ln.label, ln.cluster_id, ln.host] for ln in s.lines]]
+            [[ln.seq, ln.ts, ln.raw, ln.template_id, ln.template, ln.label, ln.cluster_id, ln.host, *_view_fields(ln)]
+             for ln in s.lines]]
 
 
 def session_from_state(d: list) -> Session:
-    """The inverse of ``session_to_state``."""
+    """The inverse of ``session_to_state`` (also reads checkpoints written before the view fields)."""
     sid, source, kind, reason, dropped, lines = d
-    return Session(sid, source, kind, [SessionLine(*ln) for ln in lines], reason, dropped)
+    return Session(sid, source, kind, [_line(*ln[:8], ln[8:]) for ln in lines], reason, dropped)

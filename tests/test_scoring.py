@@ -1,0 +1,167 @@
+"""R-Log-fast as a one-pass scorer, its calibration, and the verdict memory (real tiny model)."""
+
+import json
+
+import pytest
+import torch
+
+from rlog.backends.transformers_backend import TransformersBackend
+from rlog.cascade.cascade import Cascade, decision_from_state, decision_to_state
+from rlog.config import CascadeConfig, MemoryConfig, ModelSpec
+from rlog.contract.representation import prompt_for, view_of_templates
+from rlog.models import Calibration, ModelNotFound, load_calibration, save_calibration
+from rlog.pipeline.sessions import Session, SessionLine
+from train.calibrate import fit_calibration
+
+
+@pytest.fixture(scope="module")
+def fp32_backend(tiny_model_dir):
+    return TransformersBackend(tiny_model_dir, model_id="tiny-fp32", dtype="float32")
+
+
+def _prompts(n=3):
+    cfg = CascadeConfig()
+    texts = [["kernel panic on node <*>"], ["disk ok", "served block <*> " * 6, "heartbeat"], ["x"] * 1]
+    return [prompt_for(view_of_templates(t), "fast", cfg) for t in texts[:n]]
+
+
+def test_score_equals_softmax_of_the_generation_first_token(fp32_backend):
+    b = fp32_backend
+    prompts = _prompts()
+    scored = b.score(prompts)
+    ids = b.label_tokens("<answer>")
+    for p, got in zip(prompts, scored, strict=True):
+        enc = b.tokenizer([b.render(p)], return_tensors="pt", add_special_tokens=False)
+        with torch.inference_mode():
+            out = b.model.generate(**enc, max_new_tokens=1, do_sample=False, output_logits=True,
+                                   return_dict_in_generate=True, pad_token_id=b.tokenizer.pad_token_id)
+        probs = torch.softmax(out.logits[0][0].float(), dim=-1)[ids]
+        assert got == pytest.approx(float(probs[1] / probs.sum()), abs=1e-4)
+    assert b.prefix_hits >= len(prompts)  # the instructions' key/value cache was reused
+    # a batch with padding scores each prompt as it scores alone
+    assert [b.score([p])[0] for p in prompts] == pytest.approx(scored, abs=1e-4)
+
+
+def test_labels_with_one_first_token_cannot_be_scored(fp32_backend):
+    from rlog.backends.base import BackendError
+
+    with pytest.raises(BackendError, match="share a first token"):
+        fp32_backend.label_tokens("<answer>", ("abnormal", "abnormally"))
+
+
+def test_calibration_fit_is_pure_and_sensible():
+    probs = [0.05, 0.1, 0.2, 0.35, 0.6, 0.7, 0.9, 0.95]
+    labels = [False, False, False, True, False, True, True, True]
+    cal = fit_calibration(probs, labels)
+    assert 0.2 < cal.threshold <= 0.65
+    assert cal.fit["at_threshold"]["f1"] == max(
+        fit_calibration(probs, labels).fit["at_threshold"]["f1"], 0.8)
+    assert cal == fit_calibration(probs, labels)
+    with pytest.raises(ValueError, match="anomalies"):
+        fit_calibration([0.1, 0.2], [False, False])
+
+
+def test_calibration_round_trips_through_export_and_load(tmp_path, tiny_model_dir):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from train.export import export_model
+
+    adapter = tmp_path / "adapter"
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    model.save_pretrained(adapter)
+    cal = Calibration(0.37, 0.1, {"n": 40, "split": "val"})
+    save_calibration(adapter, cal)
+    out = export_model(adapter, tmp_path / "shipped", base_model=str(tiny_model_dir))
+    assert load_calibration(out) == cal
+    merged = export_model(adapter, tmp_path / "merged", base_model=str(tiny_model_dir), merged=True)
+    assert load_calibration(merged) == cal
+    backend = TransformersBackend(tiny_model_dir, adapter=out, dtype="float32")
+    assert backend.calibration == cal
+    cas = Cascade(backend, None, CascadeConfig(escalate=False))
+    assert (cas.threshold, cas.band, cas.scoring) == (0.37, 0.1, "logits")
+    assert Cascade(backend, None, CascadeConfig(threshold=0.8, band=0.0)).threshold == 0.8  # config wins
+    (out / "rlog_calibration.json").write_text(json.dumps({"threshold": 2}))
+    with pytest.raises(ModelNotFound, match="threshold"):
+        load_calibration(out)
+
+
+def _session(sid, templates, source="src"):
+    return Session(sid, source, "window", [SessionLine(i, None, t, "T" + t, t) for i, t in enumerate(templates)])
+
+
+class _Counting:
+    """A real backend that counts the prompts it scores."""
+
+    def __init__(self, inner, calibration=None):
+        self.inner, self.model_id, self.calibration = inner, inner.model_id, calibration
+        self.scored = 0
+
+    def score(self, prompts):
+        self.scored += len(prompts)
+        return self.inner.score(prompts)
+
+    def generate(self, prompts, params):
+        return self.inner.generate(prompts, params)
+
+    def count_tokens(self, text):
+        return self.inner.count_tokens(text)
+
+
+def test_scored_cascade_uses_probability_threshold_and_band(fp32_backend):
+    p = fp32_backend.score(_prompts(1))[0]
+    above = Cascade(_Counting(fp32_backend), None, CascadeConfig(escalate=False, threshold=max(p - 1e-3, 1e-3)))
+    (_, d, _), = above.judge([_session("a", ["kernel panic on node <*>"])])
+    assert d.verdict == "abnormal" and d.fast.p_abnormal == pytest.approx(p, abs=1e-4)
+    assert above.alerts([(_session("a", ["kernel panic on node <*>"]), d, False)])[0].confidence == d.fast.p_abnormal
+    below = Cascade(_Counting(fp32_backend), None, CascadeConfig(escalate=False, threshold=min(p + 0.05, 0.99),
+                                                                band=0.1))
+    (_, d2, _), = below.judge([_session("a", ["kernel panic on node <*>"])])
+    assert d2.verdict == "normal" and below.needs_escalation(d2.fast)  # unsure: inside the band
+    assert not below._confidently_normal(d2)
+
+
+def test_known_normal_sessions_are_answered_without_a_model_call(fp32_backend):
+    fast = _Counting(fp32_backend)
+    cas = Cascade(fast, None, CascadeConfig(escalate=False, threshold=0.999, band=0.0))
+    cas.judge([_session("w1", ["boot ok", "heartbeat", "heartbeat"]), _session("w2", ["served <*>", "heartbeat"])])
+    assert fast.scored == 2 and len(cas.known) == 3
+    (_, d, from_memory), = cas.judge([_session("w3", ["served <*>", "boot ok", "heartbeat", "heartbeat"])])
+    assert fast.scored == 2 and from_memory and d.known_normal and d.verdict == "normal"
+    assert cas.stats.known_normal_hits == 1
+    cas.judge([_session("w4", ["heartbeat"] * 9)])  # a count never judged before: the model is asked
+    cas.judge([_session("w5", ["boot ok", "disk failed"])])  # a template never judged: asked too
+    assert fast.scored == 4
+    off = Cascade(_Counting(fp32_backend), None, CascadeConfig(escalate=False, threshold=0.999,
+                                                               memory=MemoryConfig(templates=0)))
+    off.judge([_session("a", ["x"]), _session("b", ["x", "x"])])
+    assert off.stats.known_normal_hits == 0
+
+
+def test_memory_state_round_trips(fp32_backend):
+    cfg = CascadeConfig(escalate=False, threshold=0.999)
+    cas = Cascade(_Counting(fp32_backend), None, cfg)
+    cas.judge([_session("a", ["x", "y"]), _session("b", ["z"])])
+    state = json.loads(json.dumps(cas.memory_state()))  # plain data, as the checkpoint stores it
+    fresh_backend = _Counting(fp32_backend)
+    fresh = Cascade(fresh_backend, None, cfg)
+    assert fresh.load_memory(state) == 2 and len(fresh.known) == 3
+    (_, d, hit), = fresh.judge([_session("c", ["y", "x"])])
+    assert hit and fresh_backend.scored == 0
+    for _key, row in state["fast"]:
+        assert decision_to_state(decision_from_state(row)) == row
+
+
+def test_scoring_setting_is_checked(tiny_backend):
+    class GenerateOnly:
+        model_id = "gen-only"
+
+        def generate(self, prompts, params):
+            return tiny_backend.generate(prompts, params)
+
+    from rlog.backends.base import BackendError
+
+    with pytest.raises(BackendError, match="cannot return logits"):
+        Cascade(GenerateOnly(), None, CascadeConfig(scoring="logits", fast=ModelSpec()))
+    assert Cascade(GenerateOnly(), None, CascadeConfig()).scoring == "generate"

@@ -1,0 +1,105 @@
+"""Calibrate R-Log-fast's one-pass score on validation data, and store it with the adapter.
+
+The fast model is served as a scorer: P(abnormal) at the verdict position. How high is
+high enough depends on the model and its training mix, so the threshold is fitted on the
+recipe's validation split (never on the benchmark's scored part) and written next to the
+adapter (``rlog_calibration.json``), where the stream reads it:
+
+- ``threshold``: the P(abnormal) that maximises F1 on validation (ties: the middle of the
+  best run of cut points, the least fragile choice);
+- ``band``: sessions this far below the threshold are unsure and escalate to R-Log; it
+  reaches down to the lowest score of a validation anomaly the threshold misses, but
+  never further than ``max_band`` (escalation costs R-Log calls).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rlog.metrics import binary_scores
+from rlog.models import Calibration
+
+
+def scores_at(probs: Sequence[float], labels: Sequence[bool], threshold: float) -> dict:
+    b = binary_scores([(y, p >= threshold) for p, y in zip(probs, labels, strict=True)])
+    negatives = b.fp + b.tn
+    return {"precision": round(b.precision, 4), "recall": round(b.recall, 4), "f1": round(b.f1, 4),
+            "fpr": round(b.fp / negatives, 4) if negatives else None, "tp": b.tp, "fp": b.fp, "fn": b.fn, "tn": b.tn}
+
+
+def fit_calibration(probs: Sequence[float], labels: Sequence[bool], *, max_band: float = 0.15,
+                    min_threshold: float = 0.02) -> Calibration:
+    """The threshold and band for these validation scores (pure)."""
+    if not probs or len(probs) != len(labels):
+        raise ValueError("calibration needs one score per label, and at least one")
+    if not any(labels):
+        raise ValueError("calibration needs validation data with anomalies")
+    cuts = sorted(set(probs))
+    # Candidate thresholds: midpoints between consecutive distinct scores (and just above the top).
+    cands = [max(min_threshold, (a + b) / 2) for a, b in zip(cuts, cuts[1:], strict=False)] or [0.5]
+    f1s = [scores_at(probs, labels, t)["f1"] for t in cands]
+    best = max(f1s)
+    run: list[int] = []
+    best_run: list[int] = []
+    for i, f in enumerate(f1s):
+        run = run + [i] if f == best else []
+        if len(run) > len(best_run):
+            best_run = run
+    threshold = round(cands[best_run[len(best_run) // 2]], 4)
+    missed = [p for p, y in zip(probs, labels, strict=True) if y and p < threshold]
+    band = round(min(max_band, threshold - min(missed)) if missed else 0.0, 4)
+    band = min(band, round(threshold * 0.9, 4))
+    fit = {"n": len(probs), "abnormal": int(sum(labels)), "at_threshold": scores_at(probs, labels, threshold),
+           "escalated_share": round(sum(p >= threshold - band for p in probs) / len(probs), 4)}
+    return Calibration(threshold, band, fit)
+
+
+def score_examples(backend, examples, *, batch_size: int = 8, progress: bool = True) -> list[float]:
+    """P(abnormal) of every example's prompt, in batches, as served."""
+    from tqdm import tqdm
+
+    out: list[float] = []
+    with tqdm(total=len(examples), desc="score", unit="ex", disable=not progress) as bar:
+        for i in range(0, len(examples), batch_size):
+            batch = examples[i:i + batch_size]
+            out.extend(backend.score([e.prompt for e in batch]))
+            bar.update(len(batch))
+    return out
+
+
+def calibrate_adapter(recipe, run: str | Path, variant: str, stage: str, *, adapter: str | None = None,
+                      progress: bool = True) -> tuple[Path, Calibration, dict]:
+    """Fit and write the calibration of a run's stage (or of ``adapter``) on the validation split.
+
+    Returns the adapter folder, the calibration, and a report with per-source scores.
+    """
+    from rlog.backends import load_backend
+    from rlog.models import resolve_model, save_calibration
+    from train.evaluate import model_spec_for
+    from train.runs import load_tokenizer, prepared_examples
+
+    recipe = recipe.for_variant(variant)
+    spec = model_spec_for(recipe, run, variant, stage, adapter=adapter)
+    if spec.adapter is None:
+        raise ValueError(f"{stage} of {run} is not a LoRA adapter: nothing to store a calibration with")
+    tok = load_tokenizer(resolve_model(spec.model))
+    splits, _ = prepared_examples(recipe, variant, tok, recipe.data.max_prompt_tokens)
+    examples = [e for e in splits["val"] if e.task == "anomaly"]
+    backend = load_backend(spec)
+    if not callable(getattr(backend, "score", None)):
+        raise ValueError(f"the {spec.backend} backend cannot score in one pass: calibrate with transformers")
+    t0 = time.perf_counter()
+    probs = score_examples(backend, examples, batch_size=recipe.eval.batch_size, progress=progress)
+    labels = [e.label == "abnormal" for e in examples]
+    cal = fit_calibration(probs, labels)
+    cal = Calibration(cal.threshold, cal.band, {**cal.fit, "split": "val", "recipe": recipe.name, "stage": stage,
+                                                "scored_s": round(time.perf_counter() - t0, 1)})
+    path = save_calibration(spec.adapter, cal)
+    by_source: dict[str, dict] = {}
+    for src in sorted({e.source for e in examples}):
+        idx = [i for i, e in enumerate(examples) if e.source == src]
+        by_source[src] = {"n": len(idx), **scores_at([probs[i] for i in idx], [labels[i] for i in idx],
+                                                     cal.threshold)}
+    return path, cal, {"calibration": cal.to_json(), "by_source": by_source}
