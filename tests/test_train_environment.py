@@ -8,7 +8,7 @@ import pytest
 
 from rlog.cascade.cascade import Cascade
 from rlog.contract.prompts import CATEGORIES
-from rlog.contract.representation import prompt_for, sequence_of
+from rlog.contract.representation import prompt_for, view_of
 from rlog.metrics import TruthScorer
 from rlog.sim.engine import SimConfig
 from rlog.sim.output import simulate
@@ -49,10 +49,11 @@ def test_episode_prompt_is_the_served_prompt(episodes, tiny_backend):
     cfg = CascadeConfig()
     ep = next(e for e in episodes if e.truth.label)
     cascade = Cascade(tiny_backend, None, cfg)
-    assert ep.prompt("fast", cfg) == cascade._prompt(sequence_of(ep.session), "fast")
-    assert ep.prompt("full", cfg) == prompt_for(ep.templates, "full", cfg)
-    body = ep.prompt("fast").messages[1]["content"]
-    assert "<logs>" in body and ep.templates[0][:30] in body
+    count = tiny_backend.count_tokens
+    assert ep.prompt("fast", cfg, count) == cascade.prompt(ep.session, "fast")
+    assert ep.prompt("full", cfg, count) == prompt_for(view_of(ep.session, cfg.view), "full", cfg, count)
+    body = ep.prompt("fast", cfg, count).messages[1]["content"]
+    assert "<logs>" in body and any(e.template[:30] in body for e in ep.view(cfg).entries)
 
 
 def test_reference_answers_earn_the_full_reward(episodes):
