@@ -106,7 +106,7 @@ def test_recipes_load_and_bad_recipes_are_clear(tmp_path):
     assert (paper.grpo.num_generations, paper.grpo.temperature, paper.grpo.learning_rate, paper.grpo.beta) == \
         (8, 0.8, 4e-7, 0.001)
     assert (paper.grpo.max_prompt_tokens, paper.grpo.full_completion_tokens, paper.grpo.use_vllm) == (2000, 1000, True)
-    assert tiny.for_variant("full").sft.epochs == 1 and tiny.for_variant("fast").sft.epochs == tiny.sft.epochs
+    assert tiny.for_variant("full").sft.epochs == 1 and tiny.for_variant("fast").sft.bf16 and not tiny.sft.bf16
     with pytest.raises(ConfigError, match="variant 'full'"):
         load_recipe("tiny", {"variants": {"full": {"grpo": {"num_generations": 1}}}})
     with pytest.raises(ConfigError, match="not found"):
