@@ -140,7 +140,7 @@ def test_known_normal_sessions_are_answered_without_a_model_call(fp32_backend):
 
 
 def test_memory_state_round_trips(fp32_backend):
-    cfg = CascadeConfig(escalate=False, threshold=0.999)
+    cfg = CascadeConfig(escalate=False, threshold=0.999, memory=MemoryConfig(persist=5000))  # off by default
     cas = Cascade(_Counting(fp32_backend), None, cfg)
     cas.judge([_session("a", ["x", "y"]), _session("b", ["z"])])
     state = json.loads(json.dumps(cas.memory_state()))  # plain data, as the checkpoint stores it
