@@ -100,8 +100,7 @@ def decision_from_state(row: list) -> Decision:
 @dataclass
 class CascadeStats:
     sessions: int = 0
-    cache_hits: int = 0  # sessions answered from memory: remembered signature or known-normal templates
-    memory_hits: int = 0
+    memory_hits: int = 0  # remembered signatures (and duplicates inside one batch)
     known_normal_hits: int = 0
     fast_calls: int = 0
     fast_batches: int = 0
@@ -118,11 +117,17 @@ class CascadeStats:
     full_ms: deque = field(default_factory=lambda: deque(maxlen=10_000))
 
     @property
+    def cache_hits(self) -> int:
+        """Sessions answered from memory: a remembered signature or known-normal templates."""
+        return self.memory_hits + self.known_normal_hits
+
+    @property
     def cache_hit_ratio(self) -> float:
         return self.cache_hits / self.sessions if self.sessions else 0.0
 
     def summary(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if not isinstance(v, deque)}
+        d["cache_hits"] = self.cache_hits
         d["cache_hit_ratio"] = round(self.cache_hit_ratio, 4)
         for name in ("fast_ms", "full_ms"):
             xs = getattr(self, name)
@@ -268,19 +273,16 @@ class Cascade:
         for s, k in zip(sessions, keys, strict=True):
             self.stats.sessions += 1
             if k in decided or k in todo:
-                self.stats.cache_hits += 1  # duplicate inside this batch: judged once
-                self.stats.memory_hits += 1
+                self.stats.memory_hits += 1  # duplicate inside this batch: judged once
                 continue
             hit = cache.get(k)
             if hit is not None:
                 decided[k] = hit
                 cached.add(k)
-                self.stats.cache_hits += 1
                 self.stats.memory_hits += 1
             elif self.known.covers(s):
                 decided[k] = Decision("normal", FastAnswer("normal", None), known_normal=True)
                 cached.add(k)
-                self.stats.cache_hits += 1
                 self.stats.known_normal_hits += 1
             else:
                 todo[k] = s

@@ -74,10 +74,13 @@ class KnownNormal:
 
     @staticmethod
     def _buckets(session: Session) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for ln in session.lines:
-            counts[ln.template_id] = counts.get(ln.template_id, 0) + 1
-        return {t: count_bucket(n) for t, n in counts.items()}
+        return {tid: count_bucket(n) for tid, _, n in session.template_counts()}
+
+    def _remember(self, key: tuple[str, str], bucket: int) -> None:
+        self._d[key] = max(bucket, self._d.get(key, -1))
+        self._d.move_to_end(key)
+        while len(self._d) > self.size:
+            self._d.popitem(last=False)
 
     def covers(self, session: Session) -> bool:
         """True when every template of the session is known-normal at this count or more."""
@@ -96,11 +99,7 @@ class KnownNormal:
         if self.size <= 0:
             return
         for tid, b in self._buckets(session).items():
-            key = (session.source, tid)
-            self._d[key] = max(b, self._d.get(key, -1))
-            self._d.move_to_end(key)
-        while len(self._d) > self.size:
-            self._d.popitem(last=False)
+            self._remember((session.source, tid), b)
 
     def __len__(self) -> int:
         return len(self._d)
@@ -111,8 +110,4 @@ class KnownNormal:
 
     def load_state(self, rows: list) -> None:
         for src, tid, b in rows:
-            key = (src, tid)
-            self._d[key] = max(int(b), self._d.get(key, -1))
-            self._d.move_to_end(key)
-        while len(self._d) > self.size:
-            self._d.popitem(last=False)
+            self._remember((src, tid), int(b))

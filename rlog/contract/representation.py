@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from rlog.config import CascadeConfig, ViewConfig
 from rlog.contract.prompts import ChatPrompt, Mode, build_prompt, quote_log_line
 from rlog.pipeline.sessions import Session
+from rlog.pipeline.templates import template_id
 
 TokenCounter = Callable[[str], int]
 
@@ -93,8 +94,7 @@ def view_of(session: Session, cfg: ViewConfig | None = None) -> SessionView:
                                      first.content if "<*>" in first.template else "", first.prior))
     # Examples only for the rarest templates: their values (exit codes, temperatures, paths) are news.
     rarest = sorted(range(len(entries)), key=lambda k: _rarity(entries[k]))
-    keep = {k for k in rarest if entries[k].example}
-    keep = set(sorted(keep, key=lambda k: _rarity(entries[k]))[: cfg.example_lines])
+    keep = set([k for k in rarest if entries[k].example][: cfg.example_lines])
     entries = [e if k in keep else _without_example(e) for k, e in enumerate(entries)]
     return SessionView(session.source, len(session.lines) + session.dropped_lines, tuple(entries))
 
@@ -107,7 +107,7 @@ def view_of_templates(templates: Sequence[str], source: str = "") -> SessionView
         if t in seen:
             continue
         seen.add(t)
-        entries.append(TemplateEntry("T" + hashlib.blake2b(t.encode("utf-8"), digest_size=6).hexdigest(), t, 1))
+        entries.append(TemplateEntry(template_id(t), t, 1))
     return SessionView(source, len(templates), tuple(entries))
 
 
@@ -183,10 +183,8 @@ def signature_key(session: Session, cfg: CascadeConfig) -> str:
     if cfg.memory.key == "sequence":
         text = session.source + "\x1e" + "\n".join(sequence_of(session))
     else:
-        counts: dict[str, int] = {}
-        for ln in session.lines:
-            counts[ln.template_id] = counts.get(ln.template_id, 0) + 1
-        text = session.source + "\x1e" + ",".join(f"{t}:{count_bucket(n)}" for t, n in sorted(counts.items()))
+        buckets = sorted((tid, count_bucket(n)) for tid, _, n in session.template_counts())
+        text = session.source + "\x1e" + ",".join(f"{t}:{b}" for t, b in buckets)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
 
 
