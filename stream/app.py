@@ -94,7 +94,18 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
     health: dict[str, Any] = {"roles": list(roles), "started": time.time(), "model_failing": False}
     cascade_box: dict[str, Cascade] = {}
 
-    def cascade() -> Cascade:
+    cascade_lock = asyncio.Lock()
+
+    async def cascade() -> Cascade:
+        """The cascade, built on first use in the model pool: loading models and reading the
+        saved memory takes seconds, during which the event loop must keep parsing and heartbeating."""
+        if "c" not in cascade_box:
+            async with cascade_lock:
+                if "c" not in cascade_box:
+                    await in_pool(build_cascade)
+        return cascade_box["c"]
+
+    def build_cascade() -> None:
         if "c" not in cascade_box:
             from rlog.backends import load_backend
 
@@ -104,14 +115,14 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 same = cfg.cascade.full.model_dump(include={"model", "adapter", "backend", "device"}) == \
                     cfg.cascade.fast.model_dump(include={"model", "adapter", "backend", "device"})
                 e = f if (same and f is not None) else load_backend(cfg.cascade.full)
-            c = cascade_box["c"] = Cascade(f, e, cfg.cascade)  # type: ignore[arg-type]
+            c = Cascade(f, e, cfg.cascade)  # type: ignore[arg-type]
             if cfg.cascade.memory.persist:
                 saved = restore_memory(bootstrap, names["state"], cfg)
                 if saved is not None:
                     n = c.load_memory(saved)
                     log.info("restored verdict memory: %d verdicts, %d known-normal templates", n, len(c.known))
             memory_saved.update(t=time.monotonic(), calls=_calls(c))
-        return cascade_box["c"]
+            cascade_box["c"] = c
 
     memory_saved: dict[str, float] = {}
 
@@ -145,7 +156,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         metrics.dead_letters.labels(stage).inc()
 
     async def publish_alerts(judged) -> None:
-        for a in cascade().alerts(judged):
+        for a in (await cascade()).alerts(judged):
             await send("alerts", a.alert_id.encode(), a.to_json())
             metrics.alerts.inc()
 
@@ -204,7 +215,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 metrics.parse_errors.labels(d.reason.split(" (")[0]).inc()
 
         async def checkpoint(stream, force: bool = False) -> None:
-            if not pending_acks:
+            if not pending_acks and not any(st.dirty for st in states.values()):
                 return
             if not force and time.monotonic() - last_checkpoint["t"] < sc.state_interval_s:
                 return
@@ -252,17 +263,21 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         @app.timer(interval=1.0)
         async def parse_tick() -> None:
             """Close sessions of idle partitions (timeouts, time windows) and checkpoint."""
+            closed_any = False
             for partition, st in list(states.items()):
                 now = st.now()
                 if now is None:
                     continue
                 closed = st.pipe.tick(now)
                 if closed:
-                    st.dirty = True
+                    st.dirty = closed_any = True
                     await emit(closed, [], partition)
             refresh_gauges()
             if "s" in parse_stream:
-                await checkpoint(parse_stream["s"])
+                # A session closed by the clock depends on wall time, which a replay does not
+                # reproduce: save the closure at once, or a crash before the next checkpoint would
+                # replay it open and emit the same session id again with more lines.
+                await checkpoint(parse_stream["s"], force=closed_any)
 
     # ------------------------------------------------------------------ detect
     if "detect" in roles:
@@ -281,7 +296,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                         await dead_letter_event("detect", ev, f"unreadable session record ({e})")
                         await stream.ack(ev)
                 if sessions:
-                    c = cascade()
+                    c = await cascade()
                     escalate = cfg.cascade.escalate  # the explain role may run in another process
                     hits0, mem0, known0 = c.stats.cache_hits, c.stats.memory_hits, c.stats.known_normal_hits
                     judged = await with_model("fast", c.judge, sessions, escalate=False)
@@ -317,7 +332,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                         await dead_letter_event("explain", ev, f"unreadable escalation record ({e})")
                 if items:
-                    c = cascade()
+                    c = await cascade()
                     judged = await with_model("full", c.explain, items)
                     for _, d, _ in judged:
                         metrics.verdicts.labels("full", d.verdict).inc()
