@@ -21,7 +21,7 @@ from benchmarks.datasets import BenchData, load_dataset
 from benchmarks.spec import BenchSpec, DatasetSpec
 from benchmarks.stages import measure_stages
 from rlog.config import RlogConfig
-from rlog.metrics import BinaryScores, binary_scores
+from rlog.metrics import BinaryScores, binary_scores, bootstrap_intervals
 
 LOGHUB_SYSTEMS = ("Android", "Apache", "BGL", "HDFS", "HPC", "Hadoop", "HealthApp", "Linux", "Mac", "OpenSSH",
                   "OpenStack", "Proxifier", "Spark", "Thunderbird", "Windows", "Zookeeper")
@@ -78,7 +78,15 @@ def _cpu_count() -> int:
 
 
 def score_row(method: str, dataset: str, level: str, truth: list[bool], pred: list[bool], **extra: Any) -> dict:
-    return scores_row(method, dataset, level, binary_scores(zip(truth, pred, strict=True)), **extra)
+    """A row with bootstrap 95% intervals on F1 and FPR (``f1_ci``, ``fpr_ci``), the same
+    resamples for every method of a dataset (fixed seed), so rows compare like for like."""
+    ci = bootstrap_intervals(truth, pred)
+    return scores_row(method, dataset, level, binary_scores(zip(truth, pred, strict=True)),
+                      f1_ci=_rounded(ci["f1"]) if any(truth) else None, fpr_ci=_rounded(ci["fpr"]), **extra)
+
+
+def _rounded(ci: tuple[float, float] | None) -> list[float] | None:
+    return [round(ci[0], 4), round(ci[1], 4)] if ci is not None else None
 
 
 def scores_row(method: str, dataset: str, level: str, s: BinaryScores, **extra: Any) -> dict:

@@ -65,6 +65,42 @@ def binary_scores(pairs: Iterable[tuple[bool, bool]]) -> BinaryScores:
     return BinaryScores(tp, fp, fn, tn)
 
 
+def bootstrap_intervals(truth: Sequence[bool], pred: Sequence[bool], *, resamples: int = 2000, level: float = 0.95,
+                        seed: int = 0) -> dict[str, tuple[float, float] | None]:
+    """Percentile-bootstrap intervals for F1, precision, recall and FPR over sessions.
+
+    Benchmarks score tens to hundreds of sessions, so two methods' point F1s often differ by
+    less than the noise; the interval says whether a gap means anything. Sessions are resampled
+    with replacement; a resample where a score is undefined (no anomalies, no flags) is skipped
+    for that score. None where no resample defines it.
+    """
+    import numpy as np
+
+    t = np.asarray(truth, dtype=bool)
+    q = np.asarray(pred, dtype=bool)
+    if len(t) != len(q):
+        raise ValueError(f"{len(t)} labels but {len(q)} predictions")
+    if not len(t):
+        return {"f1": None, "precision": None, "recall": None, "fpr": None}
+    idx = np.random.default_rng(seed).integers(0, len(t), size=(resamples, len(t)))
+    tt, qq = t[idx], q[idx]
+    tp = (tt & qq).sum(1)
+    fp = (~tt & qq).sum(1)
+    fn = (tt & ~qq).sum(1)
+    tn = (~tt & ~qq).sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = {"f1": np.where(tp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan),
+                  "precision": np.where(tp + fp > 0, tp / (tp + fp), np.nan),
+                  "recall": np.where(tp + fn > 0, tp / (tp + fn), np.nan),
+                  "fpr": np.where(fp + tn > 0, fp / (fp + tn), np.nan)}
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    out: dict[str, tuple[float, float] | None] = {}
+    for k, v in scores.items():
+        v = v[~np.isnan(v)]
+        out[k] = (float(np.percentile(v, lo)), float(np.percentile(v, hi))) if len(v) else None
+    return out
+
+
 def grouping_accuracy(truth: Sequence[Hashable], pred: Sequence[Hashable]) -> float:
     """Loghub's parsing accuracy: the share of lines whose predicted group is exactly a true group.
 

@@ -41,6 +41,25 @@ def test_score_row_leaves_undefined_scores_empty():
     assert (r["precision"], r["recall"], r["f1"], r["fpr"]) == (1.0, 1.0, 1.0, 0.0)
 
 
+def test_bootstrap_intervals_hold_the_point_score_and_narrow_with_more_sessions():
+    from rlog.metrics import binary_scores, bootstrap_intervals
+
+    rng = random.Random(3)
+    truth = [rng.random() < 0.3 for _ in range(60)]
+    pred = [t if rng.random() < 0.8 else not t for t in truth]  # a detector right 80% of the time
+    f1 = binary_scores(zip(truth, pred, strict=True)).f1
+    small = bootstrap_intervals(truth, pred)
+    assert small["f1"][0] < f1 < small["f1"][1]
+    big = bootstrap_intervals(truth * 10, pred * 10)  # same rates, ten times the sessions
+    assert big["f1"][0] < f1 < big["f1"][1]
+    assert big["f1"][1] - big["f1"][0] < (small["f1"][1] - small["f1"][0]) / 2
+    assert bootstrap_intervals(truth, pred) == small  # seeded: the same resamples every run
+    r = score_row("m", "d", "session", [False] * 5, [True] + [False] * 4)
+    assert r["f1_ci"] is None and r["fpr_ci"][0] == 0.0 and r["fpr_ci"][1] > 0.2  # no anomalies: FPR only
+    perfect = score_row("m", "d", "session", truth, truth)
+    assert perfect["f1_ci"] == [1.0, 1.0]
+
+
 def test_drain_novelty_and_keywords():
     fit = normal_sessions()
     d = DrainNovelty()
@@ -247,6 +266,7 @@ def test_markdown_renders_from_saved_results(tmp_path):
                        score_row("keywords", "d", "session", [True, False], [False, False])]}
     md = render_markdown(r)
     assert md.index("| d | keywords |") < md.index("| d | rlog |")  # baselines first, rlog last
+    assert "| 1.000 [" in md or "| 0.667 [" in md  # F1 shown with its interval
     made = write_outputs(r, tmp_path)
     assert [p.name for p in made] == ["results.md", "f1.png"]
 
