@@ -139,9 +139,12 @@ class MemoryConfig(_Section):
     size: int = Field(50_000, ge=0, description="remembered session verdicts (LRU)")
     templates: int = Field(100_000, ge=0, description="remembered known-normal templates (LRU); a session made only "
                                                       "of them (at counts seen before) is normal without a call; 0: off")
-    persist: int = Field(0, ge=0, description="most recent verdicts and templates saved with the stream's "
-                                             "checkpoints, so a restart does not pay again for known sessions "
-                                             "(0: off; experimental, see issue 13's note)")
+    persist: int = Field(5000, ge=0, description="most recent verdicts and known-normal templates saved with the "
+                                                "stream's checkpoints, so a restart does not pay again for known "
+                                                "sessions (0: off)")
+    save_interval_s: float = Field(30.0, gt=0, description="the stream saves the memory at most this often, when "
+                                                           "models were called since (a cache: losing the last "
+                                                           "interval costs calls, never verdicts)")
 
 
 class CascadeConfig(_Section):

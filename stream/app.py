@@ -134,7 +134,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         c = cascade_box.get("c")
         if c is None or not cfg.cascade.memory.persist or _calls(c) == memory_saved.get("calls"):
             return
-        if time.monotonic() - memory_saved.get("t", 0.0) < sc.state_interval_s:
+        if time.monotonic() - memory_saved.get("t", 0.0) < cfg.cascade.memory.save_interval_s:
             return
         await send("state", MEMORY_KEY, snapshot_memory(c.memory_state(), cfg))
         memory_saved.update(t=time.monotonic(), calls=_calls(c))
@@ -340,6 +340,12 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                     await save_memory()
                 for ev in events:
                     await stream.ack(ev)
+
+    if cfg.cascade.memory.persist and ("detect" in roles or "explain" in roles):
+        @app.timer(interval=min(5.0, cfg.cascade.memory.save_interval_s))
+        async def memory_tick() -> None:
+            """Save the memory when the last batch came too soon after the previous save."""
+            await save_memory()
 
     # ------------------------------------------------------------------ observability
     @app.timer(interval=5.0)

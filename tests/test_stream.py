@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import orjson
@@ -135,6 +135,93 @@ def test_lines_in_alerts_out_with_health_and_metrics(broker, sim_dir, tiny_model
     finally:
         stop(proc)
     assert proc.returncode is not None
+
+
+def _metrics(port: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {ln.split(" ")[0]: float(ln.split(" ")[1]) for ln in text.splitlines() if ln and not ln.startswith("#")}
+
+
+def _settled(port: int, lines: int, timeout_s: float = 180) -> dict[str, float]:
+    """The worker's metrics once it has read ``lines`` lines and judged every session they closed."""
+    deadline = time.monotonic() + timeout_s
+    m: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        try:
+            m = _metrics(port)
+        except (urllib.error.URLError, ConnectionError):
+            continue
+        if m.get("rlog_lines_total") == lines and m.get("rlog_open_sessions", 1) == 0 and \
+                m.get('rlog_cache_lookups_total{stage="fast"}', 0) >= m.get("rlog_sessions_total", 1) > 0:
+            return m
+    raise AssertionError(f"worker did not settle at {lines} lines: {m}")
+
+
+def _model_judged(m: dict[str, float]) -> float:
+    """Sessions the fast model was asked about (looked up, not answered from memory)."""
+    return m['rlog_cache_lookups_total{stage="fast"}'] - m['rlog_memory_hits_total{kind="signature"}'] \
+        - m['rlog_memory_hits_total{kind="known_normal"}']
+
+
+def test_restarted_worker_answers_known_sessions_from_the_saved_memory(broker, sim_dir, tiny_model_dir, tmp_path):
+    """The verdict memory rides in the checkpoint topic: after a restart, traffic the worker
+    already judged is answered from it instead of paying the fast model again."""
+    from stream.checkpoint import MEMORY_KEY
+
+    cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "mem")
+    cfg["cascade"]["memory"] = {"persist": 5000, "save_interval_s": 1}
+    # Idle sessions close on wall time; a 3 s timeout lets a model loading in the fresh worker
+    # (which slows the parser on 2 cores) cut windows short, changing their signatures.
+    cfg["session"]["timeout_s"] = 15
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    ensure_topics(broker.bootstrap, {"mem.raw": 2})
+    # Count windows run on per source across passes: keep a multiple of the window size of
+    # every source, so each pass cuts the same windows as the one before.
+    traffic = tmp_path / "traffic"
+    traffic.mkdir()
+    raws = (sim_dir / "logs.jsonl").read_bytes().splitlines()
+    per_source = Counter(orjson.loads(r)["source"] for r in raws)
+    seen: Counter = Counter()
+    kept = []
+    for r in raws:
+        src = orjson.loads(r)["source"]
+        seen[src] += 1
+        if seen[src] <= per_source[src] // 10 * 10:
+            kept.append(r)
+    (traffic / "logs.jsonl").write_bytes(b"\n".join(kept) + b"\n")
+    n = len(kept)
+    port = cfg["stream"]["web_port"]
+    log = tmp_path / "worker.log"
+    first = start_worker(broker.bootstrap, cfg_path, log)
+    try:
+        # twice: the first pass also teaches the template miner (early templates generalise,
+        # so early sessions' signatures change); the second pass's signatures are the stable ones
+        produce_sim(broker.bootstrap, "mem.raw", traffic)
+        once = _settled(port, n)
+        produce_sim(broker.bootstrap, "mem.raw", traffic)
+        twice = _settled(port, 2 * n)
+        assert _model_judged(once) >= 20  # plenty of distinct sessions to remember
+        deadline = time.monotonic() + 60
+        saved = []
+        while time.monotonic() < deadline and not saved:
+            saved = [r for r in read_topic(broker.bootstrap, "mem.parse-state", timeout_s=10) if r.key == MEMORY_KEY]
+        assert saved, log.read_text(errors="replace")[-3000:]
+        time.sleep(3)  # the timer saves what the last batch added
+    finally:
+        stop(first)
+    second = start_worker(broker.bootstrap, cfg_path, log)
+    try:
+        produce_sim(broker.bootstrap, "mem.raw", traffic)  # the same traffic a third time, after the restart
+        after = _settled(port, n)
+        text = log.read_text(errors="replace")
+        assert "restored verdict memory" in text, text[-3000:]
+        sessions = after["rlog_sessions_total"]
+        assert sessions >= 0.9 * (twice["rlog_sessions_total"] - once["rlog_sessions_total"])
+        # without the saved memory the fresh worker would ask the model about every distinct session again
+        assert _model_judged(after) <= 0.1 * sessions, (_model_judged(after), sessions, after)
+    finally:
+        stop(second)
 
 
 def test_bad_records_go_to_the_dead_letter_topic_with_the_reason(broker, tiny_model_dir, tmp_path):
