@@ -29,6 +29,9 @@ def recipe_file(tmp_path_factory, tiny_model_dir) -> Path:
     data.update(name="ci", base_model=str(tiny_model_dir))
     data["data"].update(sources=["sim"], sim_lines=900, sim_fault_gap_s=15, sim_benign_gap_s=20,
                         train_caps={"anomaly": 6}, eval_caps={"anomaly": 4})
+    # the fast variant's own data overrides stay exercised, at test size
+    data["variants"]["fast"]["data"] = {"sim_runs": 2, "sim_windows": [40, 20], "train_caps": {"anomaly": 6},
+                                        "eval_caps": {"anomaly": 12}}
     data["sft"].update(max_steps=2, grad_accum=1, save_steps=1, logging_steps=1)
     data["grpo"].update(max_steps=2, num_generations=2, save_steps=1, max_train_prompts=2, fast_completion_tokens=12,
                         full_completion_tokens=16)
@@ -96,6 +99,59 @@ def test_exports_load_through_the_serving_backend(trained_run, recipe_file, tiny
     via_merged = load_backend(ModelSpec(model=str(merged_out))).generate([prompt], params)
     assert via_adapter[0].completion_tokens > 0
     assert via_adapter[0].text == via_merged[0].text  # the same model either way (fp16 adapter, greedy)
+
+
+def test_pick_calibrate_and_reship_fast_only(trained_run, recipe_file, tmp_path, capsys):
+    """The SFT checkpoint with the best validation AP becomes final; R-Log-fast is calibrated
+    and re-shipped alone, keeping the shipped R-Log folder and its record."""
+    import shutil
+
+    from rlog.models import ADAPTERS_DIR, load_calibration
+
+    sft = trained_run / "fast" / "sft"
+    assert main(["train", "pick", "--recipe", str(recipe_file), "--variant", "fast", "--stage", "sft",
+                 "--run", str(trained_run), "--quiet"]) == 0
+    rec = json.loads((sft / "picked.json").read_text())
+    names = [r["candidate"] for r in rec["candidates"]]
+    assert names[-1] == "final" and all(n.startswith("checkpoint-") for n in names[:-1]) and len(names) >= 2
+    best = max(rec["candidates"], key=lambda r: r["average_precision"])
+    assert best["average_precision"] == next(r for r in rec["candidates"] if r["candidate"] == rec["picked"])[
+        "average_precision"]
+    if rec["picked"] != "final":  # the picked weights are now final; the last step's are kept aside
+        assert (sft / "final-last" / "adapter_model.safetensors").is_file()
+        assert (sft / "final" / "adapter_model.safetensors").read_bytes() == \
+            (sft / rec["picked"] / "adapter_model.safetensors").read_bytes()
+    assert main(["train", "calibrate", "--recipe", str(recipe_file), "--variant", "fast", "--stage", "sft",
+                 "--run", str(trained_run), "--quiet"]) == 0
+    cal = load_calibration(sft / "final")
+    assert cal is not None and 0 < cal.threshold < 1
+    out = tmp_path / "adapters"
+    capsys.readouterr()
+    assert main(["train", "ship", "--recipe", str(recipe_file), "--run", str(trained_run), "--out", str(out),
+                 "--variant", "fast", "--stage", "fast=sft"]) == 2
+    assert "has no shipped rlog to keep: ship both variants" in capsys.readouterr().err
+    out.mkdir()
+    shutil.copytree(ADAPTERS_DIR / "rlog", out / "rlog")
+    shutil.copy(ADAPTERS_DIR / "metrics.json", out / "metrics.json")
+    kept = (out / "rlog" / "adapter_model.safetensors").read_bytes()
+    assert main(["train", "ship", "--recipe", str(recipe_file), "--run", str(trained_run), "--out", str(out),
+                 "--variant", "fast", "--stage", "fast=sft"]) == 0
+    assert (out / "rlog" / "adapter_model.safetensors").read_bytes() == kept
+    assert load_calibration(out / "rlog-fast").threshold == cal.threshold  # travels with the export
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["results"]["fast"]["shipped_stage"] == "sft" and metrics["results"]["full"]["kept_from"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert f"threshold **{cal.threshold}**" in card and f"**{rec['picked']}**" in card
+
+
+def test_average_precision():
+    from train.pick import average_precision
+
+    assert average_precision([0.9, 0.8, 0.7, 0.6], [True, False, True, False]) == pytest.approx((1 + 2 / 3) / 2)
+    assert average_precision([0.5] * 4, [True, False, False, False]) == pytest.approx(0.25)  # ties: prevalence
+    assert average_precision([0.1, 0.9], [True, False]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="at least one abnormal"):
+        average_precision([0.1], [False])
 
 
 def test_recipes_load_and_bad_recipes_are_clear(tmp_path):

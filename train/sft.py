@@ -55,5 +55,6 @@ def run_sft(recipe: Recipe, variant: str, run: str | Path, *, resume: bool = Fal
     tok.save_pretrained(str(final))
     write_meta(final, stage="sft", variant=variant, recipe=recipe.model_dump(), base_model=recipe.base_model,
                examples=len(train), data_stats=dict(stats), train_loss=result.training_loss,
-               steps=result.global_step, log_history=trainer.state.log_history, resumed_from=str(ckpt) if ckpt else None)
+               steps=result.global_step, log_history=trainer.state.log_history, resumed_from=str(ckpt) if ckpt else None,
+               runtime_s=round(result.metrics.get("train_runtime", 0.0), 1))  # this chunk's wall time
     return final

