@@ -24,6 +24,7 @@ from stream.kafka_io import make_producer
 from stream.replay import replay
 from stream.worker_proc import (
     all_judged,
+    judged_counts,
     scrape_metrics,
     start_worker,
     stop_worker,
@@ -66,6 +67,19 @@ def run_demo(cfg: RlogConfig, sim: SimConfig, out: str | Path, *, timeout_s: flo
             print("rlog demo: worker and broker stopped", flush=True)
 
 
+PROGRESS_EVERY_S = 10.0
+
+
+def progress_line(m: dict[str, float], expected: int, alerts: int, elapsed_s: float) -> str:
+    """Where the worker is, from its own metrics: what a user watching the demo wants to know."""
+    published, fast, full = judged_counts(m)
+    hits = sum(v for k, v in m.items() if k.startswith("rlog_memory_hits_total"))
+    esc = int(m.get("rlog_escalations_total", 0))
+    return (f"… {elapsed_s:.0f}s: {int(m.get('rlog_lines_total', 0)):,} lines read, {int(published)}/{expected} "
+            f"sessions closed, {int(fast)} judged by R-Log-fast ({int(hits)} from memory), "
+            f"{int(full)}/{esc} escalations explained by R-Log, {alerts} alerts")
+
+
 def _follow(bootstrap: str, port: int, truth: dict, alerts_path: Path, proc, timeout_s: float, t0: float) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
@@ -79,8 +93,13 @@ def _follow(bootstrap: str, port: int, truth: dict, alerts_path: Path, proc, tim
     seen: dict[str, dict] = {}
     expected = len(truth)
     done_since = None
+    last_said = time.monotonic()
     with open(alerts_path, "wb") as out:
         while time.monotonic() - t0 < timeout_s:
+            m = scrape_metrics(port)
+            if time.monotonic() - last_said >= PROGRESS_EVERY_S:  # never minutes of silence while models work
+                print("  " + progress_line(m, expected, len(seen), time.monotonic() - t0), flush=True)
+                last_said = time.monotonic()
             for recs in consumer.poll(timeout_ms=1000).values():
                 for r in recs:
                     a = orjson.loads(r.value)
@@ -94,7 +113,8 @@ def _follow(bootstrap: str, port: int, truth: dict, alerts_path: Path, proc, tim
                                                                                if a["templates"] else "")
                     print(f"  ALERT {a['session_id']:<26} {a['verdict']:<8} {a.get('category') or '-':<13} "
                           f"{what[:60]:<60} [{real}]", flush=True)
-            if all_judged(scrape_metrics(port), expected):
+                    last_said = time.monotonic()
+            if all_judged(m, expected):
                 done_since = done_since or time.monotonic()
                 if time.monotonic() - done_since > 3:
                     break

@@ -472,3 +472,16 @@ def test_replay_paces_by_log_time_or_rate_and_keys_by_source(broker, sim_dir, tm
     p.close()
     recs = read_topic(broker.bootstrap, "replay.hdfs", timeout_s=20, max_records=3)
     assert [r.key for r in recs] == [b"hdfs.log"] * 3 and recs[2].value == b"\xff\xfe raw bytes"  # bytes unchanged
+
+
+def test_demo_progress_line_says_where_the_worker_is():
+    from stream.demo import progress_line
+
+    m = {"rlog_lines_total": 1200.0, "rlog_sessions_total": 20.0, "rlog_escalations_total": 4.0,
+         'rlog_verdicts_total{stage="fast",verdict="normal"}': 12.0,
+         'rlog_verdicts_total{stage="fast",verdict="abnormal"}': 5.0,
+         'rlog_verdicts_total{stage="full",verdict="abnormal"}': 3.0,
+         'rlog_memory_hits_total{kind="signature"}': 6.0, 'rlog_memory_hits_total{kind="known_normal"}': 2.0}
+    line = progress_line(m, 32, 5, 42.4)
+    assert line == ("… 42s: 1,200 lines read, 20/32 sessions closed, 17 judged by R-Log-fast (8 from memory), "
+                    "3/4 escalations explained by R-Log, 5 alerts")
