@@ -52,6 +52,9 @@ def candidates(stage: Path) -> list[Path]:
     cks = sorted((p for p in stage.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
                  key=lambda p: int(p.name.split("-")[-1]))
     out = [p for p in [*cks, stage / "final"] if all((p / f).is_file() for f in ADAPTER_FILES)]
+    if len(out) > 1 and out[-1].name == "final":  # the last checkpoint is often the final model itself
+        weights = (out[-1] / ADAPTER_FILES[1]).read_bytes()
+        out = [p for p in out[:-1] if (p / ADAPTER_FILES[1]).read_bytes() != weights] + [out[-1]]
     return out
 
 
