@@ -214,70 +214,86 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 metrics.dead_letters.labels("parse").inc()
                 metrics.parse_errors.labels(d.reason.split(" (")[0]).inc()
 
+        # The agent and the timer both change partition state, emit and checkpoint. They take
+        # turns under this lock, so a checkpoint never captures a state whose sessions are still
+        # in flight, and never acknowledges input folded in after its snapshot was taken.
+        state_lock = asyncio.Lock()
+
         async def checkpoint(stream, force: bool = False) -> None:
+            """Write dirty partition states, then acknowledge the input they cover (hold state_lock)."""
             if not pending_acks and not any(st.dirty for st in states.values()):
                 return
             if not force and time.monotonic() - last_checkpoint["t"] < sc.state_interval_s:
                 return
+            snaps = []
             for partition, st in states.items():
                 if st.dirty:
-                    await send("state", str(partition).encode(), snapshot_state(st))
+                    snaps.append((partition, snapshot_state(st)))
                     st.dirty = False
-                    metrics.checkpoints.inc()
-            for ev in pending_acks:
-                await stream.ack(ev)
+            acks = list(pending_acks)
             pending_acks.clear()
+            for partition, snap in snaps:
+                await send("state", str(partition).encode(), snap)
+                metrics.checkpoints.inc()
+            for ev in acks:
+                await stream.ack(ev)
             last_checkpoint["t"] = time.monotonic()
 
         def refresh_gauges() -> None:
             metrics.templates.set(sum(len(t) for st in states.values() for t in st.pipe.templates().values()))
             metrics.open_sessions.set(sum(st.pipe.sessionizer.open_count for st in states.values()))
 
+        async def parse_batch(stream, events) -> None:
+            """Fold one batch of input into partition state, emit, checkpoint when due (hold state_lock)."""
+            metrics.batch_size.labels("parse").observe(len(events))
+            for ev in events:
+                msg = ev.message
+                st = state_for(msg.partition)
+                if msg.offset <= st.offset:  # already folded into the restored state
+                    pending_acks.append(ev)
+                    continue
+                raw = ev.value if isinstance(ev.value, bytes) else str(ev.value).encode()
+                source = ev.key.decode("utf-8", "replace") if ev.key else f"{msg.topic}-{msg.partition}"
+                line = decode_line(raw, msg.offset, cfg.parse.max_line_chars)
+                evicted, records = st.pipe.sessionizer.stats.evicted, st.pipe.stats.records
+                sessions, dead = st.pipe.feed(source, line)
+                metrics.evictions.inc(st.pipe.sessionizer.stats.evicted - evicted)
+                metrics.records.inc(st.pipe.stats.records - records)
+                st.offset, st.dirty = msg.offset, True
+                if st.pipe.last_ts is not None and st.pipe.last_ts != st.event_ts:
+                    st.event_ts, st.wall = st.pipe.last_ts, time.monotonic()
+                metrics.lines.inc()
+                await emit(sessions, dead, msg.partition)
+                pending_acks.append(ev)
+            refresh_gauges()
+            await checkpoint(stream)
+
         @app.agent(topics["input"], name="rlog.parse")
         async def parse(stream):
             parse_stream["s"] = stream
             async for events in stream.noack_take(sc.take_max, within=sc.take_within_s):
-                metrics.batch_size.labels("parse").observe(len(events))
-                for ev in events:
-                    msg = ev.message
-                    st = state_for(msg.partition)
-                    if msg.offset <= st.offset:  # already folded into the restored state
-                        pending_acks.append(ev)
-                        continue
-                    raw = ev.value if isinstance(ev.value, bytes) else str(ev.value).encode()
-                    source = ev.key.decode("utf-8", "replace") if ev.key else f"{msg.topic}-{msg.partition}"
-                    line = decode_line(raw, msg.offset, cfg.parse.max_line_chars)
-                    evicted, records = st.pipe.sessionizer.stats.evicted, st.pipe.stats.records
-                    sessions, dead = st.pipe.feed(source, line)
-                    metrics.evictions.inc(st.pipe.sessionizer.stats.evicted - evicted)
-                    metrics.records.inc(st.pipe.stats.records - records)
-                    st.offset, st.dirty = msg.offset, True
-                    if st.pipe.last_ts is not None and st.pipe.last_ts != st.event_ts:
-                        st.event_ts, st.wall = st.pipe.last_ts, time.monotonic()
-                    metrics.lines.inc()
-                    await emit(sessions, dead, msg.partition)
-                    pending_acks.append(ev)
-                refresh_gauges()
-                await checkpoint(stream)
+                async with state_lock:
+                    await parse_batch(stream, events)
 
         @app.timer(interval=1.0)
         async def parse_tick() -> None:
             """Close sessions of idle partitions (timeouts, time windows) and checkpoint."""
-            closed_any = False
-            for partition, st in list(states.items()):
-                now = st.now()
-                if now is None:
-                    continue
-                closed = st.pipe.tick(now)
-                if closed:
-                    st.dirty = closed_any = True
-                    await emit(closed, [], partition)
-            refresh_gauges()
-            if "s" in parse_stream:
-                # A session closed by the clock depends on wall time, which a replay does not
-                # reproduce: save the closure at once, or a crash before the next checkpoint would
-                # replay it open and emit the same session id again with more lines.
-                await checkpoint(parse_stream["s"], force=closed_any)
+            async with state_lock:
+                closed_any = False
+                for partition, st in list(states.items()):
+                    now = st.now()
+                    if now is None:
+                        continue
+                    closed = st.pipe.tick(now)
+                    if closed:
+                        st.dirty = closed_any = True
+                        await emit(closed, [], partition)
+                refresh_gauges()
+                if "s" in parse_stream:
+                    # A session closed by the clock depends on wall time, which a replay does not
+                    # reproduce: save the closure at once, or a crash before the next checkpoint would
+                    # replay it open and emit the same session id again with more lines.
+                    await checkpoint(parse_stream["s"], force=closed_any)
 
     # ------------------------------------------------------------------ detect
     if "detect" in roles:

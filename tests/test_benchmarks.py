@@ -296,3 +296,17 @@ def test_quick_preset_runs_every_method_and_both_paths_with_the_shipped_models(t
     assert r["environment"]["models"]["fast"]["adapter"].endswith("rlog-fast")
     for name in ("results.md", "f1.png", "latency.png", "throughput.png"):
         assert (out / name).stat().st_size > 0
+
+
+def test_prompt_token_figures_stay_within_the_cap(tmp_path, capsys):
+    """The served fast prompt of every simulated window stays within the view's token cap plus the
+    fixed instructions (the figures the README quotes come from this module)."""
+    from benchmarks.prompt_tokens import main
+    from rlog.config import ViewConfig
+
+    out = tmp_path / "tokens.json"
+    assert main(["--data-dir", str(tmp_path / "no-data"), "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    (name, sim), = figures.items()
+    assert name.startswith("simulation") and sim["sessions"] > 50 and "p50" in capsys.readouterr().out
+    assert sim["p50"] <= sim["p90"] <= sim["max"] <= ViewConfig().max_tokens + 250

@@ -32,7 +32,8 @@ def test_prompt_shapes():
     full = prompt_for(view, "full", CascadeConfig())
     assert fast.prefill == "<answer>" and full.prefill == "<think>"
     assert [m["role"] for m in fast.messages] == ["system", "user"]
-    assert "answer first" in fast.messages[0]["content"]
+    assert "Reply <answer>normal</answer> or <answer>abnormal</answer>, then <think>" in fast.messages[0]["content"]
+    assert len(fast.messages[0]["content"]) < len(full.messages[0]["content"]) / 2  # scored on every session: short
     assert all(c in full.messages[0]["content"] for c in CATEGORIES)
     assert fast.messages[1] == full.messages[1]  # same data, different instructions
 

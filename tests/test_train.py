@@ -154,6 +154,34 @@ def test_average_precision():
         average_precision([0.1], [False])
 
 
+def test_pick_candidates_in_step_order_and_the_last_n(tmp_path):
+    from train.pick import ADAPTER_FILES, candidates
+
+    for i, name in enumerate(["checkpoint-40", "checkpoint-120", "checkpoint-80", "final", "checkpoint-x"]):
+        (tmp_path / name).mkdir()
+        for f in ADAPTER_FILES:
+            (tmp_path / name / f).write_bytes(b"w%d" % i)
+    (tmp_path / "checkpoint-160").mkdir()  # no weights: not a candidate
+    names = [p.name for p in candidates(tmp_path)]
+    assert names == ["checkpoint-40", "checkpoint-80", "checkpoint-120", "final"]
+    assert [p.name for p in candidates(tmp_path, 2)] == ["checkpoint-120", "final"]
+    (tmp_path / "final" / ADAPTER_FILES[1]).write_bytes(b"w1")  # final = checkpoint-120's weights: scored once
+    assert [p.name for p in candidates(tmp_path, 2)] == ["checkpoint-80", "final"]
+    with pytest.raises(ValueError, match="at least 1"):
+        candidates(tmp_path, 0)
+
+
+def test_lora_on_the_top_layers_only(tiny_model_dir):
+    from train.runs import load_for_training
+
+    recipe = load_recipe("tiny", {"base_model": str(tiny_model_dir), "lora": {"top_layers": 1}})
+    _, model, cfg = load_for_training(recipe)
+    n = model.config.num_hidden_layers
+    assert n > 1 and cfg.layers_to_transform == [n - 1]
+    assert load_for_training(load_recipe("tiny", {"base_model": str(tiny_model_dir)}))[2].layers_to_transform is None
+    assert load_recipe("tiny").for_variant("fast").lora.top_layers == 10
+
+
 def test_recipes_load_and_bad_recipes_are_clear(tmp_path):
     tiny, paper = load_recipe("tiny"), load_recipe("paper")
     assert tiny.lora.enabled and tiny.base_model == "smollm2-135m-instruct"

@@ -14,6 +14,7 @@ VARIANTS=${VARIANTS:-fast full}
 FAST_STAGES=${FAST_STAGES:-sft}
 FULL_STAGES=${FULL_STAGES:-sft grpo}
 BASE_EVAL=${BASE_EVAL:-fast}   # variants whose untrained base is evaluated too (the full one takes minutes)
+PICK_LAST=${PICK_LAST:-4}      # checkpoints scored by the pick, newest first (each is one pass over validation)
 t() { local s=$SECONDS; "$@"; echo "[make_default_adapters] $* : $(( (SECONDS - s) / 60 )) min" >&2; }
 for v in $VARIANTS; do
   if [[ " $BASE_EVAL " == *" $v "* && ! -f "$RUN/$v/eval-base-val.json" ]]; then
@@ -29,7 +30,7 @@ for v in $VARIANTS; do
       # The checkpoint kept is the best on validation (average precision of the served score),
       # then R-Log-fast's threshold and unsure band are fitted on validation and stored beside
       # the adapter (rlog_calibration.json) before it is evaluated.
-      [ -f "$RUN/$v/$stage/picked.json" ] || t rlog train pick --recipe "$RECIPE" --variant fast --stage "$stage" --run "$RUN" --quiet
+      [ -f "$RUN/$v/$stage/picked.json" ] || t rlog train pick --recipe "$RECIPE" --variant fast --stage "$stage" --run "$RUN" --last "$PICK_LAST" --quiet
       [ -f "$RUN/$v/$stage/final/rlog_calibration.json" ] || \
         t rlog train calibrate --recipe "$RECIPE" --variant fast --stage "$stage" --run "$RUN" --quiet
     fi

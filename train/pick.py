@@ -47,19 +47,24 @@ def average_precision(probs: Sequence[float], labels: Sequence[bool]) -> float:
     return ap
 
 
-def candidates(stage: Path) -> list[Path]:
-    """The stage's checkpoints in step order, then its final model (adapters only)."""
+def candidates(stage: Path, last: int | None = None) -> list[Path]:
+    """The stage's checkpoints in step order, then its final model (adapters only); with
+    ``last``, only the newest ``last`` of them (the final model always among them)."""
+    if last is not None and last < 1:
+        raise ValueError(f"--last must be at least 1, got {last}")
     cks = sorted((p for p in stage.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
                  key=lambda p: int(p.name.split("-")[-1]))
     out = [p for p in [*cks, stage / "final"] if all((p / f).is_file() for f in ADAPTER_FILES)]
     if len(out) > 1 and out[-1].name == "final":  # the last checkpoint is often the final model itself
         weights = (out[-1] / ADAPTER_FILES[1]).read_bytes()
         out = [p for p in out[:-1] if (p / ADAPTER_FILES[1]).read_bytes() != weights] + [out[-1]]
-    return out
+    return out[-last:] if last is not None else out
 
 
-def pick_checkpoint(recipe, run: str | Path, variant: str, stage: str, *, progress: bool = True) -> dict:
-    """Score every candidate on validation, make the best the stage's final; returns the record."""
+def pick_checkpoint(recipe, run: str | Path, variant: str, stage: str, *, last: int | None = None,
+                    progress: bool = True) -> dict:
+    """Score every candidate (or the ``last`` ones) on validation, make the best the stage's final;
+    returns the record."""
     from rlog.backends import load_backend
     from rlog.config import ModelSpec
     from rlog.models import resolve_model
@@ -70,7 +75,7 @@ def pick_checkpoint(recipe, run: str | Path, variant: str, stage: str, *, progre
     record_path = folder / PICKED
     if record_path.is_file():
         return json.loads(record_path.read_text(encoding="utf-8"))
-    cands = candidates(folder)
+    cands = candidates(folder, last)
     if not cands or cands[-1].name != "final":
         raise FileNotFoundError(f"{folder}/final holds no LoRA adapter: finish `rlog train {stage}` first")
     recipe = recipe.for_variant(variant)

@@ -77,8 +77,12 @@ def load_for_training(recipe: Recipe, start: Path | None = None):
         return tok, model, None
     from peft import LoraConfig
 
+    layers = {}
+    if recipe.lora.top_layers is not None:
+        n = model.config.num_hidden_layers
+        layers = {"layers_to_transform": list(range(max(0, n - recipe.lora.top_layers), n))}
     cfg = LoraConfig(r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout,
-                     target_modules=list(recipe.lora.target_modules), task_type="CAUSAL_LM")
+                     target_modules=list(recipe.lora.target_modules), task_type="CAUSAL_LM", **layers)
     return tok, model, cfg
 
 

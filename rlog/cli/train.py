@@ -117,7 +117,7 @@ def cmd_pick(a: argparse.Namespace) -> int:
     recipe = _recipe(a)
     run = _run_dir(a, recipe)
     for v in _variants(a):
-        rec = pick_checkpoint(recipe, run, v, a.stage, progress=not a.quiet)
+        rec = pick_checkpoint(recipe, run, v, a.stage, last=a.last, progress=not a.quiet)
         rows = [[r["candidate"], r["average_precision"], r["best_f1"], r["scored_s"]] for r in rec["candidates"]]
         print(f"{v} {a.stage}: picked {rec['picked']} on validation ({rec['examples']} sessions, "
               f"{rec['abnormal']} abnormal)")
@@ -227,6 +227,9 @@ def add_parsers(sub) -> None:
     p = tsub.add_parser("pick", help="score every checkpoint of a stage on validation; the best becomes its final")
     common(p)
     p.add_argument("--stage", choices=["sft", "grpo"], default="sft", help="which stage's checkpoints")
+    p.add_argument("--last", type=int, default=None, metavar="N",
+                   help="score only the last N candidates, the final model included (default: all; each costs "
+                        "one pass over the validation split)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_pick)
 
