@@ -61,6 +61,24 @@ def test_calibration_fit_is_pure_and_sensible():
         fit_calibration([0.1, 0.2], [False, False])
 
 
+def test_calibration_weighs_every_source_the_same():
+    # a big source whose anomalies score high, a small one whose anomalies score only 0.4
+    big = [(0.9, True)] * 20 + [(0.45, False)] * 80
+    small = [(0.4, True)] * 4 + [(0.1, False)] * 4
+    probs = [p for p, _ in big + small]
+    labels = [y for _, y in big + small]
+    groups = ["big"] * len(big) + ["small"] * len(small)
+    pooled = fit_calibration(probs, labels)
+    weighted = fit_calibration(probs, labels, groups=groups)
+    assert pooled.threshold > 0.45  # what suits the big source: the small one's anomalies all missed
+    assert weighted.threshold < 0.4  # every source counts: both sources' anomalies caught
+    assert weighted.fit["weighting"] and "weighting" not in pooled.fit
+    from train.pick import average_precision, source_average_precision
+
+    assert source_average_precision(probs, labels, groups) == pytest.approx(
+        (average_precision(probs[:100], labels[:100]) + 1.0) / 2)
+
+
 def test_calibration_round_trips_through_export_and_load(tmp_path, tiny_model_dir):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM

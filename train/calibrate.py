@@ -29,17 +29,50 @@ def scores_at(probs: Sequence[float], labels: Sequence[bool], threshold: float) 
             "fpr": round(b.fp / negatives, 4) if negatives else None, "tp": b.tp, "fp": b.fp, "fn": b.fn, "tn": b.tn}
 
 
-def fit_calibration(probs: Sequence[float], labels: Sequence[bool], *, max_band: float = 0.15,
-                    min_threshold: float = 0.02) -> Calibration:
-    """The threshold and band for these validation scores (pure)."""
+def group_weights(groups: Sequence[str] | None, n: int) -> list[float]:
+    """Per-example weights that give every group (data source) the same total weight.
+
+    Validation mixes sources of very different sizes (thousands of simulated windows, tens of
+    real BGL windows); unweighted, the threshold would be the one that suits the simulator.
+    Weighting by source fits the threshold that does best on the average source, which is
+    the better guess for logs of a system none of them come from.
+    """
+    if groups is None:
+        return [1.0] * n
+    if len(groups) != n:
+        raise ValueError(f"{len(groups)} groups for {n} scores")
+    sizes: dict[str, int] = {}
+    for g in groups:
+        sizes[g] = sizes.get(g, 0) + 1
+    return [n / (len(sizes) * sizes[g]) for g in groups]  # they still sum to n
+
+
+def weighted_f1(probs: Sequence[float], labels: Sequence[bool], weights: Sequence[float], threshold: float) -> float:
+    tp = fp = fn = 0.0
+    for p, y, w in zip(probs, labels, weights, strict=True):
+        flagged = p >= threshold
+        tp += w * (flagged and y)
+        fp += w * (flagged and not y)
+        fn += w * (not flagged and y)
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def fit_calibration(probs: Sequence[float], labels: Sequence[bool], *, groups: Sequence[str] | None = None,
+                    max_band: float = 0.15, min_threshold: float = 0.02) -> Calibration:
+    """The threshold and band for these validation scores (pure).
+
+    ``groups`` (each example's data source) weighs every source equally in the F1 the
+    threshold maximises; without them every example counts the same.
+    """
     if not probs or len(probs) != len(labels):
         raise ValueError("calibration needs one score per label, and at least one")
     if not any(labels):
         raise ValueError("calibration needs validation data with anomalies")
+    weights = group_weights(groups, len(probs))
     cuts = sorted(set(probs))
     # Candidate thresholds: midpoints between consecutive distinct scores (and just above the top).
     cands = [max(min_threshold, (a + b) / 2) for a, b in zip(cuts, cuts[1:], strict=False)] or [0.5]
-    f1s = [scores_at(probs, labels, t)["f1"] for t in cands]
+    f1s = [round(weighted_f1(probs, labels, weights, t), 6) for t in cands]
     best = max(f1s)
     run: list[int] = []
     best_run: list[int] = []
@@ -53,6 +86,9 @@ def fit_calibration(probs: Sequence[float], labels: Sequence[bool], *, max_band:
     band = min(band, round(threshold * 0.9, 4))
     fit = {"n": len(probs), "abnormal": int(sum(labels)), "at_threshold": scores_at(probs, labels, threshold),
            "escalated_share": round(sum(p >= threshold - band for p in probs) / len(probs), 4)}
+    if groups is not None:
+        fit["weighting"] = "every source weighs the same"
+        fit["source_weighted_f1"] = round(best, 4)
     return Calibration(threshold, band, fit)
 
 
@@ -93,7 +129,7 @@ def calibrate_adapter(recipe, run: str | Path, variant: str, stage: str, *, adap
     t0 = time.perf_counter()
     probs = score_examples(backend, examples, batch_size=recipe.eval.batch_size, progress=progress)
     labels = [e.label == "abnormal" for e in examples]
-    cal = fit_calibration(probs, labels)
+    cal = fit_calibration(probs, labels, groups=[e.source for e in examples])
     cal = Calibration(cal.threshold, cal.band, {**cal.fit, "split": "val", "recipe": recipe.name, "stage": stage,
                                                 "scored_s": round(time.perf_counter() - t0, 1)})
     path = save_calibration(spec.adapter, cal)

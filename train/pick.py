@@ -3,7 +3,8 @@
 SFT on a small model overfits or underfits within one epoch depending on the data mix, so
 the last step is not reliably the best. Every saved checkpoint (and the final model) scores
 the recipe's validation detection examples in one pass, as R-Log-fast is served, and the
-one with the highest average precision becomes the stage's ``final``; the original final is
+one with the highest average precision (the mean over data sources, each weighing the
+same) becomes the stage's ``final``; the original final is
 kept as ``final-last``. Average precision ranks models without a threshold, which the
 calibration fits afterwards on the same split.
 
@@ -47,6 +48,19 @@ def average_precision(probs: Sequence[float], labels: Sequence[bool]) -> float:
     return ap
 
 
+def source_average_precision(probs: Sequence[float], labels: Sequence[bool], groups: Sequence[str]) -> float:
+    """The mean of each source's average precision (sources with anomalies): every source
+    weighs the same, however many validation sessions it has (see ``group_weights``)."""
+    by: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        by.setdefault(g, []).append(i)
+    aps = [average_precision([probs[i] for i in idx], [labels[i] for i in idx]) for idx in by.values()
+           if any(labels[i] for i in idx)]
+    if not aps:
+        raise ValueError("average precision needs at least one abnormal example")
+    return sum(aps) / len(aps)
+
+
 def candidates(stage: Path, last: int | None = None) -> list[Path]:
     """The stage's checkpoints in step order, then its final model (adapters only); with
     ``last``, only the newest ``last`` of them (the final model always among them)."""
@@ -83,13 +97,15 @@ def pick_checkpoint(recipe, run: str | Path, variant: str, stage: str, *, last: 
     splits, _ = prepared_examples(recipe, variant, tok, recipe.data.max_prompt_tokens)
     examples = [e for e in splits["val"] if e.task == "anomaly"]
     labels = [e.label == "abnormal" for e in examples]
+    groups = [e.source for e in examples]
     rows = []
     for c in cands:
         t0 = time.perf_counter()
         backend = load_backend(ModelSpec(model=recipe.base_model, adapter=str(c), device=recipe.device))
         probs = score_examples(backend, examples, batch_size=recipe.eval.batch_size, progress=progress)
-        cal = fit_calibration(probs, labels)
-        rows.append({"candidate": c.name, "average_precision": round(average_precision(probs, labels), 4),
+        cal = fit_calibration(probs, labels, groups=groups)
+        rows.append({"candidate": c.name, "average_precision": round(source_average_precision(probs, labels, groups), 4),
+                     "pooled_average_precision": round(average_precision(probs, labels), 4),
                      "best_f1": cal.fit["at_threshold"]["f1"], "threshold": cal.threshold,
                      "scored_s": round(time.perf_counter() - t0, 1)})
         if progress:
