@@ -33,6 +33,7 @@ def recipe_file(tmp_path_factory, tiny_model_dir) -> Path:
     data["variants"]["fast"]["data"] = {"sim_runs": 2, "sim_windows": [40, 20], "train_caps": {"anomaly": 6},
                                         "eval_caps": {"anomaly": 12}}
     data["sft"].update(max_steps=2, grad_accum=1, save_steps=1, logging_steps=1)
+    data["variants"]["fast"]["sft"]["save_steps"] = 1  # a checkpoint per step: the pick has candidates
     data["grpo"].update(max_steps=2, num_generations=2, save_steps=1, max_train_prompts=2, fast_completion_tokens=12,
                         full_completion_tokens=16)
     data["eval"].update(batch_size=4, fast_max_new_tokens=8, full_max_new_tokens=16)

@@ -345,10 +345,17 @@ FAST_RATIONALE_CHARS = 100
 
 def shorten_fast(completion: str, max_chars: int = FAST_RATIONALE_CHARS) -> str:
     """Cap the rationale of an answer-first completion: R-Log-fast's think must stay short
-    enough to fit its completion budget (it is never decoded in serving, only trained on)."""
+    enough to fit its completion budget (it is never decoded in serving, only trained on).
+
+    ``max_chars=0`` drops it: the completion is ``verdict</answer>``. Served as a one-pass
+    scorer, R-Log-fast is only ever read at the verdict token; with a 40-token rationale that
+    token is one of forty in the loss, without it one of a handful.
+    """
     m = re.match(r"^(.*?</answer>)\s*<think>(.*?)</think>\s*$", completion, re.DOTALL)
     if m is None:
         return completion
+    if max_chars == 0:
+        return m.group(1)
     return f"{m.group(1)}<think>{short_rationale(m.group(2), max_chars)}</think>"
 
 
@@ -386,7 +393,8 @@ def build_examples(recipe, variant: Mode, *, stats: Counter | None = None,
                                          benign_gap_s=spec.sim_benign_gap_s, val=spec.val_fraction,
                                          test=spec.test_fraction, window=window, count=count))
     if variant == "fast":
-        examples = [Example(e.task, e.mode, e.prompt, shorten_fast(e.completion), e.label, e.source, e.split,
+        examples = [Example(e.task, e.mode, e.prompt, shorten_fast(e.completion, spec.fast_rationale_chars), e.label,
+                            e.source, e.split,
                             e.category, e.key, e.meta) for e in examples]
     out: dict[str, list[Example]] = {}
     for split in SPLITS:

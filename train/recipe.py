@@ -62,6 +62,9 @@ class DataSpec(_Spec):
     train_caps: dict[str, int] = Field(default_factory=dict, description="max training examples per task")
     eval_caps: dict[str, int] = Field(default_factory=dict, description="max validation/test examples per task")
     max_prompt_tokens: int = Field(2000, ge=64, description="longer prompts are left out (counted)")
+    fast_rationale_chars: int = Field(
+        100, ge=0, description="R-Log-fast's reference rationale is cut to this many characters; 0: none, the "
+                               "completion is the verdict and </answer> alone, so the loss is the served score's")
 
 
 class SFTSpec(_Spec):
