@@ -214,37 +214,53 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 metrics.dead_letters.labels("parse").inc()
                 metrics.parse_errors.labels(d.reason.split(" (")[0]).inc()
 
-        # The agent and the timer both change partition state, emit and checkpoint. They take
-        # turns under this lock, so a checkpoint never captures a state whose sessions are still
-        # in flight, and never acknowledges input folded in after its snapshot was taken.
-        state_lock = asyncio.Lock()
+        # The agent and the timer both change partition state, emit sessions and checkpoint. A
+        # checkpoint is taken only when no emit is in flight (a snapshot must not cover sessions
+        # not yet delivered), captures the states and the input they cover in one step (nothing
+        # folded in later is acknowledged with it), and checkpoints run one at a time (an older
+        # snapshot never lands after a newer one). A skipped checkpoint is owed to the next call.
+        ckpt_lock = asyncio.Lock()
+        flow = {"inflight": 0, "owed": False}
+
+        async def emit_tracked(sessions: list[Session], dead: list[DeadLetter], partition: int) -> None:
+            flow["inflight"] += 1
+            try:
+                await emit(sessions, dead, partition)
+            finally:
+                flow["inflight"] -= 1
 
         async def checkpoint(stream, force: bool = False) -> None:
-            """Write dirty partition states, then acknowledge the input they cover (hold state_lock)."""
-            if not pending_acks and not any(st.dirty for st in states.values()):
-                return
-            if not force and time.monotonic() - last_checkpoint["t"] < sc.state_interval_s:
-                return
-            snaps = []
-            for partition, st in states.items():
-                if st.dirty:
-                    snaps.append((partition, snapshot_state(st)))
-                    st.dirty = False
-            acks = list(pending_acks)
-            pending_acks.clear()
-            for partition, snap in snaps:
-                await send("state", str(partition).encode(), snap)
-                metrics.checkpoints.inc()
-            for ev in acks:
-                await stream.ack(ev)
-            last_checkpoint["t"] = time.monotonic()
+            """Write dirty partition states, then acknowledge the input they cover."""
+            async with ckpt_lock:
+                if not pending_acks and not any(st.dirty for st in states.values()):
+                    return
+                force = force or flow["owed"]
+                if not force and time.monotonic() - last_checkpoint["t"] < sc.state_interval_s:
+                    return
+                if flow["inflight"]:
+                    flow["owed"] = True
+                    return
+                flow["owed"] = False
+                snaps = []
+                for partition, st in states.items():
+                    if st.dirty:
+                        snaps.append((partition, snapshot_state(st)))
+                        st.dirty = False
+                acks = list(pending_acks)
+                pending_acks.clear()
+                for partition, snap in snaps:
+                    await send("state", str(partition).encode(), snap)
+                    metrics.checkpoints.inc()
+                for ev in acks:
+                    await stream.ack(ev)
+                last_checkpoint["t"] = time.monotonic()
 
         def refresh_gauges() -> None:
             metrics.templates.set(sum(len(t) for st in states.values() for t in st.pipe.templates().values()))
             metrics.open_sessions.set(sum(st.pipe.sessionizer.open_count for st in states.values()))
 
         async def parse_batch(stream, events) -> None:
-            """Fold one batch of input into partition state, emit, checkpoint when due (hold state_lock)."""
+            """Fold one batch of input into partition state, emit, checkpoint when due."""
             metrics.batch_size.labels("parse").observe(len(events))
             for ev in events:
                 msg = ev.message
@@ -263,7 +279,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 if st.pipe.last_ts is not None and st.pipe.last_ts != st.event_ts:
                     st.event_ts, st.wall = st.pipe.last_ts, time.monotonic()
                 metrics.lines.inc()
-                await emit(sessions, dead, msg.partition)
+                await emit_tracked(sessions, dead, msg.partition)
                 pending_acks.append(ev)
             refresh_gauges()
             await checkpoint(stream)
@@ -272,28 +288,26 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         async def parse(stream):
             parse_stream["s"] = stream
             async for events in stream.noack_take(sc.take_max, within=sc.take_within_s):
-                async with state_lock:
-                    await parse_batch(stream, events)
+                await parse_batch(stream, events)
 
         @app.timer(interval=1.0)
         async def parse_tick() -> None:
             """Close sessions of idle partitions (timeouts, time windows) and checkpoint."""
-            async with state_lock:
-                closed_any = False
-                for partition, st in list(states.items()):
-                    now = st.now()
-                    if now is None:
-                        continue
-                    closed = st.pipe.tick(now)
-                    if closed:
-                        st.dirty = closed_any = True
-                        await emit(closed, [], partition)
-                refresh_gauges()
-                if "s" in parse_stream:
-                    # A session closed by the clock depends on wall time, which a replay does not
-                    # reproduce: save the closure at once, or a crash before the next checkpoint would
-                    # replay it open and emit the same session id again with more lines.
-                    await checkpoint(parse_stream["s"], force=closed_any)
+            closed_any = False
+            for partition, st in list(states.items()):
+                now = st.now()
+                if now is None:
+                    continue
+                closed = st.pipe.tick(now)
+                if closed:
+                    st.dirty = closed_any = True
+                    await emit_tracked(closed, [], partition)
+            refresh_gauges()
+            if "s" in parse_stream:
+                # A session closed by the clock depends on wall time, which a replay does not
+                # reproduce: save the closure at once, or a crash before the next checkpoint would
+                # replay it open and emit the same session id again with more lines.
+                await checkpoint(parse_stream["s"], force=closed_any)
 
     # ------------------------------------------------------------------ detect
     if "detect" in roles:
