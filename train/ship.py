@@ -134,6 +134,16 @@ def _train_line(meta: dict | None) -> str:
             f"loss {_f(losses[0], 2)} → {_f(losses[-1], 2)}{run}")
 
 
+def _layers(top: int | None) -> str:
+    return "every layer" if top is None else f"the top {top} layers only"
+
+
+def _completion(rationale_chars: int) -> str:
+    if rationale_chars == 0:
+        return "the completion is the verdict and `</answer>` alone (the token the scorer reads)"
+    return f"the completion is the verdict and a rationale of up to {rationale_chars} characters"
+
+
 def _fast_section(recipe: Recipe, v: dict) -> str:
     """How R-Log-fast was trained, picked and calibrated (from the run's own records)."""
     stage = v.get("shipped_stage", "grpo")
@@ -146,13 +156,15 @@ def _fast_section(recipe: Recipe, v: dict) -> str:
              f"labels) and the published R-Log detection trajectories; normal:abnormal at most "
              f"{d.max_normal_ratio}:1; every prompt rendered exactly as served (`rlog/contract/representation.py`).",
              f"- SFT: lr {fr.sft.learning_rate}, {fr.sft.epochs} epoch(s), effective batch "
-             f"{fr.sft.batch_size * fr.sft.grad_accum}, LoRA dropout {fr.lora.dropout}, bf16 autocast "
-             f"{'on' if fr.sft.bf16 else 'off'}: {_train_line(v['train'].get('sft'))}."]
+             f"{fr.sft.batch_size * fr.sft.grad_accum}, LoRA r={fr.lora.r}, alpha={fr.lora.alpha}, dropout "
+             f"{fr.lora.dropout} on {_layers(fr.lora.top_layers)}, bf16 autocast {'on' if fr.sft.bf16 else 'off'}; "
+             f"{_completion(d.fast_rationale_chars)}: {_train_line(v['train'].get('sft'))}."]
     picked = v.get("picked", {}).get("sft")
     if picked:
         rows = ", ".join(f"{r['candidate']} AP {r['average_precision']:.3f}" for r in picked["candidates"])
         lines.append(f"- Checkpoint picked on validation ({picked['examples']} sessions, {picked['abnormal']} "
-                     f"abnormal) by average precision of the one-pass score: **{picked['picked']}** ({rows}).")
+                     f"abnormal) by average precision of the one-pass score, the mean over data sources: "
+                     f"**{picked['picked']}** ({rows}).")
     if stage == "grpo":
         lines.append(f"- GRPO: {_train_line(v['train'].get('grpo'))}.")
     cal = v.get("calibration", {}).get(stage)
@@ -161,7 +173,8 @@ def _fast_section(recipe: Recipe, v: dict) -> str:
         at = fit.get("at_threshold", {})
         lines.append(f"- Served as a one-pass scorer: P(abnormal) at the verdict token. Calibrated on validation "
                      f"(`rlog_calibration.json`): threshold **{cal['threshold']}**, unsure band {cal['band']} "
-                     f"(those escalate); at the threshold P {_f(at.get('precision'))}, R {_f(at.get('recall'))}, "
+                     f"(those escalate), the threshold that maximises F1 with every data source weighing the same; "
+                     f"at the threshold P {_f(at.get('precision'))}, R {_f(at.get('recall'))}, "
                      f"F1 {_f(at.get('f1'))}, FPR {_f(at.get('fpr'))}; {fit.get('escalated_share', 0):.0%} of "
                      f"validation sessions escalate.")
     return "\n".join(lines)
@@ -171,6 +184,7 @@ def model_card(recipe: Recipe, results: dict, record: dict, exported: dict) -> s
     fast, full = results["fast"], results["full"]
     full_t = full["train"]
     fast_stage, full_stage = fast.get("shipped_stage", "grpo"), full.get("shipped_stage", "grpo")
+    full_lora = recipe.for_variant("full").lora
 
     def lat(variant: str, stage: str) -> float | None:
         rep = results[variant]["eval"].get(stage)
@@ -212,7 +226,7 @@ bash train/make_default_adapters.sh      # RECIPE=tiny RUN=runs/tiny SHIP=rlog/a
 Each step is an `rlog train` command (sft, pick, calibrate, eval, grpo, ship); the script
 skips what a run already holds, so an interrupted run continues. Recipe:
 `train/recipes/{recipe.name}.yaml` (sha256 {record['recipe_sha256_12']}…), seed {recipe.seed}, device `{recipe.device}`.
-LoRA r={recipe.lora.r}, alpha={recipe.lora.alpha} on {', '.join(recipe.lora.target_modules)}; weights stored as float16.
+LoRA on {', '.join(recipe.lora.target_modules)} (R-Log: r={full_lora.r}, alpha={full_lora.alpha}); weights stored as float16.
 
 ### R-Log-fast
 
