@@ -112,7 +112,8 @@ def ship(recipe: Recipe, run: str | Path, out: str | Path, *, stages: dict[str, 
     results = collect(run, recipe.eval.split, variants)
     for variant in SHIPPED_NAMES:
         if variant not in variants:
-            results[variant] = {**previous["results"][variant], "kept_from": previous.get("shipped_at")}
+            results[variant] = {**previous["results"][variant], "kept_from": previous["results"][variant].get("kept_from")
+                                                                 or previous.get("shipped_at")}
         results[variant]["shipped_stage"] = stages[variant] if variant in variants else \
             previous.get("results", {}).get(variant, {}).get("shipped_stage", "grpo")
     recipe_file = RECIPES_DIR / f"{recipe.name}.yaml"
@@ -164,7 +165,8 @@ def _fast_section(recipe: Recipe, v: dict) -> str:
         rows = ", ".join(f"{r['candidate']} AP {r['average_precision']:.3f}" for r in picked["candidates"])
         lines.append(f"- Checkpoint picked on validation ({picked['examples']} sessions, {picked['abnormal']} "
                      f"abnormal) by average precision of the one-pass score, the mean over data sources: "
-                     f"**{picked['picked']}** ({rows}).")
+                     f"**{picked['picked']}** ({rows}; {sum(r.get('scored_s', 0) for r in picked['candidates']) / 60:.0f} "
+                     f"min of scoring).")
     if stage == "grpo":
         lines.append(f"- GRPO: {_train_line(v['train'].get('grpo'))}.")
     cal = v.get("calibration", {}).get(stage)
@@ -176,7 +178,7 @@ def _fast_section(recipe: Recipe, v: dict) -> str:
                      f"(those escalate), the threshold that maximises F1 with every data source weighing the same; "
                      f"at the threshold P {_f(at.get('precision'))}, R {_f(at.get('recall'))}, "
                      f"F1 {_f(at.get('f1'))}, FPR {_f(at.get('fpr'))}; {fit.get('escalated_share', 0):.0%} of "
-                     f"validation sessions escalate.")
+                     f"validation sessions escalate; scored in {fit.get('scored_s', 0) / 60:.0f} min.")
     return "\n".join(lines)
 
 
