@@ -18,12 +18,12 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from benchmarks.datasets import feed_lines
 from rlog.backends.transformers_backend import render_chat
 from rlog.config import RlogConfig, load_config
 from rlog.contract.representation import prompt_for, view_of
 from rlog.loghub import shared_data_dir
 from rlog.metrics import percentile
-from rlog.pipeline.lines import Line
 from rlog.pipeline.pipeline import Pipeline
 from rlog.pipeline.sessions import Session
 from rlog.tables import format_table
@@ -31,10 +31,7 @@ from rlog.tables import format_table
 
 def sessions_of(cfg: RlogConfig, source: str, lines: Iterable[str]) -> list[Session]:
     pipe = Pipeline(cfg)
-    out: list[Session] = []
-    for i, text in enumerate(lines):
-        out.extend(pipe.feed(source, Line(i, text))[0])
-    return out + pipe.flush()[0]
+    return feed_lines(pipe, source, ((text, None) for text in lines)) + pipe.flush()[0]
 
 
 def loghub_sessions(data_dir: Path, system: str, fmt: str, session: dict) -> list[Session]:

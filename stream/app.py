@@ -203,17 +203,6 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 states[partition] = st
             return st
 
-        async def emit(sessions: list[Session], dead: list[DeadLetter], partition: int) -> None:
-            for s in sessions:
-                await send("sessions", s.session_id.encode(), orjson.dumps(session_to_dict(s)))
-            metrics.sessions.inc(len(sessions))
-            for d in dead:
-                await send("dead_letters", d.source.encode(),
-                           dead_letter_value(d, "parse", {"topic": names["input"], "partition": partition,
-                                                          "offset": d.seq}))
-                metrics.dead_letters.labels("parse").inc()
-                metrics.parse_errors.labels(d.reason.split(" (")[0]).inc()
-
         # The agent and the timer both change partition state, emit sessions and checkpoint. A
         # checkpoint is taken only when no emit is in flight (a snapshot must not cover sessions
         # not yet delivered), captures the states and the input they cover in one step (nothing
@@ -222,10 +211,18 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         ckpt_lock = asyncio.Lock()
         flow = {"inflight": 0, "owed": False}
 
-        async def emit_tracked(sessions: list[Session], dead: list[DeadLetter], partition: int) -> None:
+        async def emit(sessions: list[Session], dead: list[DeadLetter], partition: int) -> None:
             flow["inflight"] += 1
             try:
-                await emit(sessions, dead, partition)
+                for s in sessions:
+                    await send("sessions", s.session_id.encode(), orjson.dumps(session_to_dict(s)))
+                metrics.sessions.inc(len(sessions))
+                for d in dead:
+                    await send("dead_letters", d.source.encode(),
+                               dead_letter_value(d, "parse", {"topic": names["input"], "partition": partition,
+                                                              "offset": d.seq}))
+                    metrics.dead_letters.labels("parse").inc()
+                    metrics.parse_errors.labels(d.reason.split(" (")[0]).inc()
             finally:
                 flow["inflight"] -= 1
 
@@ -279,7 +276,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 if st.pipe.last_ts is not None and st.pipe.last_ts != st.event_ts:
                     st.event_ts, st.wall = st.pipe.last_ts, time.monotonic()
                 metrics.lines.inc()
-                await emit_tracked(sessions, dead, msg.partition)
+                await emit(sessions, dead, msg.partition)
                 pending_acks.append(ev)
             refresh_gauges()
             await checkpoint(stream)
@@ -301,7 +298,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 closed = st.pipe.tick(now)
                 if closed:
                     st.dirty = closed_any = True
-                    await emit_tracked(closed, [], partition)
+                    await emit(closed, [], partition)
             refresh_gauges()
             if "s" in parse_stream:
                 # A session closed by the clock depends on wall time, which a replay does not

@@ -25,7 +25,7 @@ import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlog.config import CascadeConfig, load_config
@@ -393,9 +393,7 @@ def build_examples(recipe, variant: Mode, *, stats: Counter | None = None,
                                          benign_gap_s=spec.sim_benign_gap_s, val=spec.val_fraction,
                                          test=spec.test_fraction, window=window, count=count))
     if variant == "fast":
-        examples = [Example(e.task, e.mode, e.prompt, shorten_fast(e.completion, spec.fast_rationale_chars), e.label,
-                            e.source, e.split,
-                            e.category, e.key, e.meta) for e in examples]
+        examples = [replace(e, completion=shorten_fast(e.completion, spec.fast_rationale_chars)) for e in examples]
     out: dict[str, list[Example]] = {}
     for split in SPLITS:
         part = [e for e in examples if e.split == split]
