@@ -183,25 +183,54 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
     # ------------------------------------------------------------------ parse
     if "parse" in roles:
         states: dict[int, PartitionState] = {}
-        restored: dict[int, PartitionState] = {}
-        loaded = {"done": False}
         last_checkpoint = {"t": time.monotonic()}
         pending_acks: list = []
         parse_stream: dict[str, Any] = {}
+        restore_lock = asyncio.Lock()
 
-        def state_for(partition: int) -> PartitionState:
-            st = states.get(partition)
-            if st is None:
-                if not loaded["done"]:
-                    restored.update(restore_states(bootstrap, names["state"], cfg))
-                    loaded["done"] = True
-                st = restored.pop(partition, None) or PartitionState(cfg)
-                if st.offset >= 0:
-                    log.info("partition %d: restored parser state at offset %d (%d templates, %d open sessions)",
-                             partition, st.offset, sum(len(t) for t in st.pipe.templates().values()),
-                             st.pipe.sessionizer.open_count)
-                states[partition] = st
-            return st
+        async def adopt(partitions: Iterable[int]) -> None:
+            """Give each newly owned partition its latest checkpoint, read from the broker now.
+
+            Read on adoption, not once per process: after a rebalance the checkpoint another
+            worker wrote is the one to continue from. A partition whose input is all committed
+            gets no events, yet its open sessions must still close on the clock: the tick adopts
+            every assigned partition, not only those that deliver input.
+            """
+            async with restore_lock:
+                want = sorted(set(partitions) - set(states))
+                if not want:
+                    return
+                saved = await asyncio.to_thread(restore_states, bootstrap, names["state"], cfg)
+                for partition in want:
+                    if partition in states:
+                        continue
+                    st = saved.get(partition) or PartitionState(cfg)
+                    if st.offset >= 0:
+                        log.info("partition %d: restored parser state at offset %d (%d templates, %d open sessions)",
+                                 partition, st.offset, sum(len(t) for t in st.pipe.templates().values()),
+                                 st.pipe.sessionizer.open_count)
+                    states[partition] = st
+
+        def release(partitions: Iterable[int]) -> None:
+            """Forget revoked partitions: the new owner continues from their last checkpoint, and
+            this worker must neither tick them (duplicate sessions) nor checkpoint them (it would
+            overwrite the new owner's state). Their unacknowledged input is redelivered there."""
+            gone = set(partitions)
+            for partition in gone:
+                if states.pop(partition, None) is not None:
+                    log.info("partition %d: revoked, parser state released", partition)
+            pending_acks[:] = [ev for ev in pending_acks if ev.message.partition not in gone]
+
+        @app.on_partitions_revoked.connect
+        async def on_revoked(sender, revoked, **kwargs) -> None:
+            release(tp.partition for tp in revoked if tp.topic == names["input"])
+
+        def assigned_input() -> set[int] | None:
+            """Input partitions this worker owns now (None while the consumer is not up)."""
+            try:
+                return {tp.partition for tp in app.consumer.assignment() if tp.topic == names["input"]}
+            except Exception:  # consumer not started yet
+                return None
 
         # The agent and the timer both change partition state, emit sessions and checkpoint. A
         # checkpoint is taken only when no emit is in flight (a snapshot must not cover sessions
@@ -259,9 +288,12 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         async def parse_batch(stream, events) -> None:
             """Fold one batch of input into partition state, emit, checkpoint when due."""
             metrics.batch_size.labels("parse").observe(len(events))
+            await adopt({ev.message.partition for ev in events})
             for ev in events:
                 msg = ev.message
-                st = state_for(msg.partition)
+                st = states.get(msg.partition)
+                if st is None:  # revoked while this batch was emitting: its new owner gets it again
+                    continue
                 if msg.offset <= st.offset:  # already folded into the restored state
                     pending_acks.append(ev)
                     continue
@@ -290,10 +322,14 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         @app.timer(interval=1.0)
         async def parse_tick() -> None:
             """Close sessions of idle partitions (timeouts, time windows) and checkpoint."""
+            owned = assigned_input()
+            if owned is not None and "s" in parse_stream:
+                release(set(states) - owned)
+                await adopt(owned)
             closed_any = False
             for partition, st in list(states.items()):
                 now = st.now()
-                if now is None:
+                if now is None or states.get(partition) is not st:
                     continue
                 closed = st.pipe.tick(now)
                 if closed:

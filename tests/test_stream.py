@@ -342,6 +342,50 @@ def test_restart_after_kill_loses_no_session_and_keeps_template_ids(broker, sim_
         stop(second)
 
 
+def test_restart_closes_the_open_tail_of_a_partition_with_no_new_input(broker, sim_dir, tiny_model_dir, tmp_path):
+    """Each source's last partial session waits for the idle timeout. A worker killed after its
+    input was checkpointed and committed, but before that timeout, leaves those tails open in
+    the checkpoint only; the next owner gets no events for the partition and must still adopt
+    it and close them on the clock."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from stream.checkpoint import restore_states
+
+    cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "tail", session_timeout_s=10)
+    cfg["session"]["timeout_s"] = 20.0  # longer than the first worker lives after its last line
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    rcfg = load_config(env={}, base={"parse": cfg["parse"], "session": cfg["session"]})
+    want = expected_sessions(sim_dir, cfg)
+    ensure_topics(broker.bootstrap, {"tail.raw": 2})
+    log = tmp_path / "worker.log"
+    first = start_worker(broker.bootstrap, cfg_path, log)
+    try:
+        n = produce_sim(broker.bootstrap, "tail.raw", sim_dir)
+        c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="tail", enable_auto_commit=False)
+        tps = {p: TopicPartition("tail.raw", p) for p in (0, 1)}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # every line checkpointed, then committed
+            saved = {p: s.offset for p, s in restore_states(broker.bootstrap, "tail.parse-state", rcfg).items()}
+            covered = sum(o + 1 for o in saved.values()) == n
+            if covered and all(c.committed(tps[p]) == o + 1 for p, o in saved.items()):
+                break
+            time.sleep(0.5)
+        assert covered, (saved, n, log.read_text(errors="replace")[-3000:])
+        c.close()
+        tails = want - {orjson.loads(r.value)["session_id"] for r in read_topic(broker.bootstrap, "tail.sessions")}
+        assert tails, "the first worker closed every tail before it was killed: the test proves nothing"
+    finally:
+        stop(first, signal.SIGKILL)
+    second = start_worker(broker.bootstrap, cfg_path, log)
+    try:
+        recs = wait_for(broker.bootstrap, "tail.sessions", len(want), timeout_s=150, distinct=True)
+        got = {orjson.loads(r.value)["session_id"] for r in recs}
+        assert tails <= got, (tails - got, log.read_text(errors="replace")[-3000:])
+        assert got == want
+    finally:
+        stop(second)
+
+
 def test_demo_runs_the_whole_plugin_and_stops_cleanly(tiny_model_dir, tmp_path):
     out = tmp_path / "demo"
     r = subprocess.run([sys.executable, "-m", "rlog.cli", "demo", "--out", str(out), "--lines", "300",
