@@ -170,6 +170,9 @@ class CascadeConfig(_Section):
                                                                  "abnormal; unset: the adapter's calibration, else 0.5")
     band: float | None = Field(None, ge=0, lt=1, description="sessions with P(abnormal) within this below the "
                                                             "threshold are unsure and escalate; unset: calibrated")
+    fusion: bool = Field(True, description="fuse R-Log-fast's score with the session's evidence (new templates, "
+                                           "severity, failure words) by the weights its calibration fitted; the "
+                                           "threshold and band then apply to the fused score")
     evidence_lines: int = Field(5, ge=0, description="raw lines quoted in each alert")
     retries: int = Field(3, ge=0, description="attempts after a backend failure")
     retry_backoff_s: float = Field(0.5, ge=0)

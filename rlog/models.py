@@ -155,20 +155,49 @@ CALIBRATION_FILE = "rlog_calibration.json"
 
 
 @dataclass(frozen=True)
+class Fusion:
+    """A logistic model over R-Log-fast's logit and the session's evidence features.
+
+    P = sigmoid(bias + model_weight * logit(p_model) + sum(weights[f] * evidence[f])). Fitted
+    with the threshold on validation data (``train.calibrate.fit_fusion``); the features are
+    those of ``rlog.contract.evidence``.
+    """
+
+    model_weight: float
+    weights: dict[str, float]
+    bias: float
+
+    def apply(self, model_logit: float, evidence: dict[str, float]) -> float:
+        import math
+
+        missing = set(self.weights) - set(evidence)
+        if missing:
+            raise ValueError(f"evidence lacks the fused feature(s) {', '.join(sorted(missing))}")
+        z = self.bias + self.model_weight * model_logit + sum(w * evidence[f] for f, w in self.weights.items())
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+@dataclass(frozen=True)
 class Calibration:
     """How to read R-Log-fast's P(abnormal), fitted on validation data and stored with the adapter.
 
     ``threshold``: P(abnormal) at or above which a session is abnormal. ``band``: sessions
-    within this below the threshold are unsure and escalate to R-Log. ``fit`` says what it
-    was fitted on and how well it did there.
+    within this below the threshold are unsure and escalate to R-Log. ``fusion``: when set,
+    the P(abnormal) thresholded is the model's fused with the session's evidence (the
+    threshold and band then apply to the fused score). ``fit`` says what it was fitted on
+    and how well it did there.
     """
 
     threshold: float
     band: float = 0.0
     fit: dict = field(default_factory=dict)
+    fusion: Fusion | None = None
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.fusion is None:
+            d.pop("fusion")
+        return d
 
 
 def load_calibration(adapter: str | Path) -> Calibration | None:
@@ -178,8 +207,12 @@ def load_calibration(adapter: str | Path) -> Calibration | None:
         return None
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
-        cal = Calibration(float(d["threshold"]), float(d.get("band", 0.0)), dict(d.get("fit", {})))
-    except (ValueError, KeyError, TypeError) as e:
+        fu = d.get("fusion")
+        fusion = None if fu is None else Fusion(float(fu["model_weight"]),
+                                                {str(k): float(v) for k, v in fu["weights"].items()},
+                                                float(fu["bias"]))
+        cal = Calibration(float(d["threshold"]), float(d.get("band", 0.0)), dict(d.get("fit", {})), fusion)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ModelNotFound(f"{path} is not a calibration file ({e}); delete it or run `rlog train calibrate`") from None
     if not (0 < cal.threshold < 1 and 0 <= cal.band < cal.threshold):
         raise ModelNotFound(f"{path}: threshold {cal.threshold} and band {cal.band} must satisfy "

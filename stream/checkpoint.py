@@ -109,7 +109,8 @@ def memory_fingerprint(cfg: RlogConfig) -> str:
     data = orjson.dumps({"fast": c.fast.model_dump(mode="json", include={"model", "adapter", "backend"}),
                          "full": c.full.model_dump(mode="json", include={"model", "adapter", "backend"}),
                          "view": c.view.model_dump(mode="json"), "key": c.memory.key, "threshold": c.threshold,
-                         "band": c.band, "scoring": c.scoring, "verdict": c.verdict, "below": c.escalate_below},
+                         "band": c.band, "scoring": c.scoring, "fusion": c.fusion, "verdict": c.verdict,
+                         "below": c.escalate_below},
                         option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 

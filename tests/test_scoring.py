@@ -183,3 +183,69 @@ def test_scoring_setting_is_checked(tiny_backend):
     with pytest.raises(BackendError, match="cannot return logits"):
         Cascade(GenerateOnly(), None, CascadeConfig(scoring="logits", fast=ModelSpec()))
     assert Cascade(GenerateOnly(), None, CascadeConfig()).scoring == "generate"
+
+
+def test_fusion_learns_the_evidence_the_model_misses_and_reports_left_out_sources():
+    import random
+
+    from rlog.contract.evidence import FEATURES
+    from train.calibrate import fit_scorer, fused, leave_one_source_out
+
+    rng = random.Random(3)
+    probs, evidence, labels, groups = [], [], [], []
+    for src in ("a", "b", "c"):
+        for i in range(60):
+            y = i % 3 == 0
+            ev = dict.fromkeys(FEATURES, 0.0)
+            ev["any_failure"] = float(y if rng.random() < 0.9 else not y)  # the evidence knows
+            probs.append(rng.uniform(0.2, 0.6))  # the model is noise
+            evidence.append(ev)
+            labels.append(y)
+            groups.append(src)
+    plain = fit_scorer(probs, None, labels, groups=groups)
+    cal = fit_scorer(probs, evidence, labels, groups=groups)
+    assert plain.fusion is None and cal.fusion is not None
+    assert cal.fusion.weights["any_failure"] > 1.0 > abs(cal.fusion.model_weight)
+    assert cal.fit["at_threshold"]["f1"] > plain.fit["at_threshold"]["f1"] + 0.2
+    scores = fused(cal.fusion, probs, evidence)
+    assert all((s >= cal.threshold) == (ev["any_failure"] == 1.0) for s, ev in zip(scores, evidence, strict=True))
+    loso = leave_one_source_out(probs, evidence, labels, groups)
+    assert set(loso) == {"a", "b", "c"}
+    assert all(r["fused"]["f1"] > r["model"]["f1"] for r in loso.values())
+
+
+def test_fused_calibration_round_trips_and_the_cascade_thresholds_the_fused_score(tmp_path, fp32_backend):
+    from rlog.contract.evidence import evidence_of, logit
+    from rlog.contract.representation import view_of
+    from rlog.models import Fusion
+
+    fusion = Fusion(0.5, {"any_failure": 3.0, "error_level": 1.0}, -1.0)
+    cal = Calibration(0.4, 0.05, {"n": 10}, fusion)
+    save_calibration(tmp_path, cal)
+    assert load_calibration(tmp_path) == cal
+    failing, quiet = _session("f", ["job <*> failed with exit code <*>"]), _session("q", ["heartbeat ok"])
+    cas = Cascade(_Counting(fp32_backend, cal), None, CascadeConfig(escalate=False))
+    judged = {s.session_id: d for s, d, _ in cas.judge([failing, quiet])}
+    for s in (failing, quiet):
+        f = judged[s.session_id].fast
+        assert f.p_abnormal == pytest.approx(fusion.apply(logit(f.p_model), evidence_of(view_of(s))))
+    assert judged["f"].verdict == "abnormal" and judged["q"].verdict == "normal"
+    off = Cascade(_Counting(fp32_backend, cal), None, CascadeConfig(escalate=False, fusion=False))
+    (_, d, _), = off.judge([quiet])
+    assert d.fast.p_abnormal == d.fast.p_model  # the model's own score when fusion is off
+    bad = Calibration(0.4, 0.05, {}, Fusion(1.0, {"no_such_feature": 1.0}, 0.0))
+    with pytest.raises(Exception, match="unknown evidence feature"):
+        Cascade(_Counting(fp32_backend, bad), None, CascadeConfig(escalate=False))
+
+
+def test_evidence_features_are_shares_and_flags():
+    from rlog.contract.evidence import FEATURES, evidence_of
+    from rlog.contract.representation import SessionView, TemplateEntry
+
+    view = SessionView("s", 10, (TemplateEntry("a", "heartbeat ok", 8),
+                                 TemplateEntry("b", "disk <*> failed", 2, novelty="new", level="ERROR")))
+    ev = evidence_of(view)
+    assert tuple(ev) == FEATURES and all(0.0 <= v <= 1.0 for v in ev.values())
+    assert ev["new_lines"] == 0.2 and ev["any_new"] == 1.0 and ev["error_level"] == 1.0
+    assert ev["failure_templates"] == 0.5 and ev["variety"] == pytest.approx(1 / 9)
+    assert evidence_of(SessionView("s", 1, (TemplateEntry("a", "ok", 1),)))["any_failure"] == 0.0

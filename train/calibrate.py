@@ -9,7 +9,13 @@ adapter (``rlog_calibration.json``), where the stream reads it:
   best run of cut points, the least fragile choice);
 - ``band``: sessions this far below the threshold are unsure and escalate to R-Log; it
   reaches down to the lowest score of a validation anomaly the threshold misses, but
-  never further than ``max_band`` (escalation costs R-Log calls).
+  never further than ``max_band`` (escalation costs R-Log calls);
+- ``fusion``: a logistic model over the model's logit and the session's evidence features
+  (``rlog.contract.evidence``), fitted first; the threshold and band are then fitted on the
+  fused score. Whether fusion helps is measured, not assumed: the report scores each source
+  left out of the fit (leave-one-source-out), model alone against fused.
+
+Sources a benchmark scores (the recipe's ``eval.held_out_sources``) are never fitted on.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from rlog.contract.evidence import FEATURES, logit
 from rlog.metrics import binary_scores
-from rlog.models import Calibration
+from rlog.models import Calibration, Fusion
 
 
 def scores_at(probs: Sequence[float], labels: Sequence[bool], threshold: float) -> dict:
@@ -92,6 +99,61 @@ def fit_calibration(probs: Sequence[float], labels: Sequence[bool], *, groups: S
     return Calibration(threshold, band, fit)
 
 
+def fit_fusion(probs: Sequence[float], evidence: Sequence[dict[str, float]], labels: Sequence[bool], *,
+               groups: Sequence[str] | None = None, c: float = 0.1) -> Fusion:
+    """A logistic fusion of the model's logit and the evidence features (every source weighing the same).
+
+    L2-regularised (``c`` small) so that with a few hundred validation sessions the weights
+    stay modest and a feature the fit sources happen to share does not take over.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    if len({bool(y) for y in labels}) < 2:
+        raise ValueError("fusion needs validation data with both normal and abnormal sessions")
+    x = np.array([[logit(p)] + [ev[f] for f in FEATURES] for p, ev in zip(probs, evidence, strict=True)])
+    m = LogisticRegression(C=c, max_iter=2000).fit(x, [bool(y) for y in labels],
+                                                  sample_weight=group_weights(groups, len(probs)))
+    w = [round(float(v), 4) for v in m.coef_[0]]
+    return Fusion(w[0], dict(zip(FEATURES, w[1:], strict=True)), round(float(m.intercept_[0]), 4))
+
+
+def fused(fusion: Fusion | None, probs: Sequence[float], evidence: Sequence[dict[str, float]]) -> list[float]:
+    return list(probs) if fusion is None else [fusion.apply(logit(p), ev) for p, ev in zip(probs, evidence, strict=True)]
+
+
+def fit_scorer(probs: Sequence[float], evidence: Sequence[dict[str, float]] | None, labels: Sequence[bool], *,
+               groups: Sequence[str] | None = None, c: float = 0.1) -> Calibration:
+    """The fusion (when ``evidence`` is given), then the threshold and band of the fused score (pure)."""
+    fusion = fit_fusion(probs, evidence, labels, groups=groups, c=c) if evidence is not None else None
+    cal = fit_calibration(fused(fusion, probs, evidence or []), labels, groups=groups)
+    return Calibration(cal.threshold, cal.band, cal.fit, fusion)
+
+
+def leave_one_source_out(probs: Sequence[float], evidence: Sequence[dict[str, float]], labels: Sequence[bool],
+                         groups: Sequence[str], *, c: float = 0.1) -> dict[str, dict]:
+    """Each source scored by a scorer fitted on the others: model alone vs fused.
+
+    The question calibration must answer for a system it never saw: does the fusion still
+    help there? (A source with a single class is skipped as a fit source would be.)
+    """
+    out: dict[str, dict] = {}
+    for src in sorted(set(groups)):
+        fit = [i for i, g in enumerate(groups) if g != src]
+        held = [i for i, g in enumerate(groups) if g == src]
+        fit_labels = [labels[i] for i in fit]
+        if not any(fit_labels) or all(fit_labels):
+            continue
+        row: dict = {"n": len(held), "abnormal": int(sum(labels[i] for i in held))}
+        for name, ev in (("model", None), ("fused", evidence)):
+            cal = fit_scorer([probs[i] for i in fit], None if ev is None else [ev[i] for i in fit], fit_labels,
+                             groups=[groups[i] for i in fit], c=c)
+            scored = fused(cal.fusion, [probs[i] for i in held], [evidence[i] for i in held])
+            row[name] = scores_at(scored, [labels[i] for i in held], cal.threshold)
+        out[src] = row
+    return out
+
+
 def score_examples(backend, examples, *, batch_size: int = 8, progress: bool = True) -> list[float]:
     """P(abnormal) of every example's prompt, in batches, as served."""
     from tqdm import tqdm
@@ -122,20 +184,31 @@ def calibrate_adapter(recipe, run: str | Path, variant: str, stage: str, *, adap
         raise ValueError(f"{stage} of {run} is not a LoRA adapter: nothing to store a calibration with")
     tok = load_tokenizer(resolve_model(spec.model))
     splits, _ = prepared_examples(recipe, variant, tok, recipe.data.max_prompt_tokens)
-    examples = [e for e in splits["val"] if e.task == "anomaly"]
+    held_out = set(recipe.eval.held_out_sources)
+    examples = [e for e in splits["val"] if e.task == "anomaly" and e.source not in held_out]
     backend = load_backend(spec)
     if not callable(getattr(backend, "score", None)):
         raise ValueError(f"the {spec.backend} backend cannot score in one pass: calibrate with transformers")
     t0 = time.perf_counter()
     probs = score_examples(backend, examples, batch_size=recipe.eval.batch_size, progress=progress)
     labels = [e.label == "abnormal" for e in examples]
-    cal = fit_calibration(probs, labels, groups=[e.source for e in examples])
-    cal = Calibration(cal.threshold, cal.band, {**cal.fit, "split": "val", "recipe": recipe.name, "stage": stage,
-                                                "scored_s": round(time.perf_counter() - t0, 1)})
+    groups = [e.source for e in examples]
+    evidence = [e.meta.get("evidence") for e in examples]
+    use_fusion = recipe.eval.fusion and all(ev is not None for ev in evidence)
+    c = recipe.eval.fusion_c
+    cal = fit_scorer(probs, evidence if use_fusion else None, labels, groups=groups, c=c)
+    fitted_on = {"stage": stage} if adapter is None else {"adapter": Path(adapter).name}
+    fit = {**cal.fit, "split": "val", "recipe": recipe.name, **fitted_on, "held_out_sources": sorted(held_out),
+           "scored_s": round(time.perf_counter() - t0, 1)}
+    if use_fusion:
+        fit["fusion_c"] = c
+        fit["leave_one_source_out"] = leave_one_source_out(probs, evidence, labels, groups, c=c)  # type: ignore[arg-type]
+    cal = Calibration(cal.threshold, cal.band, fit, cal.fusion)
     path = save_calibration(spec.adapter, cal)
+    scored = fused(cal.fusion, probs, evidence)  # type: ignore[arg-type]
     by_source: dict[str, dict] = {}
-    for src in sorted({e.source for e in examples}):
-        idx = [i for i, e in enumerate(examples) if e.source == src]
-        by_source[src] = {"n": len(idx), **scores_at([probs[i] for i in idx], [labels[i] for i in idx],
+    for src in sorted(set(groups)):
+        idx = [i for i, g in enumerate(groups) if g == src]
+        by_source[src] = {"n": len(idx), **scores_at([scored[i] for i in idx], [labels[i] for i in idx],
                                                      cal.threshold)}
     return path, cal, {"calibration": cal.to_json(), "by_source": by_source}

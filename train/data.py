@@ -30,6 +30,7 @@ from pathlib import Path
 
 from rlog.config import CascadeConfig, load_config
 from rlog.contract.answers import check_format
+from rlog.contract.evidence import evidence_of
 from rlog.contract.prompts import ChatPrompt, Mode, task_prompt
 from rlog.contract.representation import TokenCounter, prompt_for, sequence_of, view_of, view_of_templates
 from rlog.loghub import DataError, bgl_lines, load_corrections, shared_data_dir
@@ -170,7 +171,8 @@ def trajectory_examples(trajs: Iterable[Trajectory], mode: Mode, *, corrections:
                 stats["bad_label"] += 1
                 continue
             fixed = corrections.get(template)
-            prompt = prompt_for(view_of_templates([template]), mode, cascade, count)
+            view = view_of_templates([template])
+            prompt = prompt_for(view, mode, cascade, count)
             if fixed and fixed != label:
                 stats["corrected"] += 1
                 label = fixed
@@ -183,7 +185,8 @@ def trajectory_examples(trajs: Iterable[Trajectory], mode: Mode, *, corrections:
                 if text is None or not check_format(text, mode):
                     stats["malformed"] += 1
                     continue
-            yield Example("anomaly", mode, prompt, strip_prefill(text, PREFILL[mode]), label, "rlog", split, key=key)
+            yield Example("anomaly", mode, prompt, strip_prefill(text, PREFILL[mode]), label, "rlog", split, key=key,
+                          meta={"evidence": evidence_of(view)})
             continue
         if mode == "fast":
             continue  # R-Log-fast serves detection only
@@ -230,17 +233,19 @@ def bgl_examples(data_dir: Path, mode: Mode, *, window: int = 20, corrections: d
     for s, split in zip(sessions, chrono_split(len(sessions), val, test), strict=True):
         label = "abnormal" if s.label else "normal"
         seq = sequence_of(s)
-        prompt = prompt_for(view_of(s, cascade.view), mode, cascade, count)
+        view = view_of(s, cascade.view)
+        prompt = prompt_for(view, mode, cascade, count)
         cited = [t for t in dict.fromkeys(seq) if tpl_votes[t][1] > tpl_votes[t][0]][:2]
         out_examples.append(Example("anomaly", mode, prompt, _grounded(label, seq, cited, mode), label, "bgl-session",
-                                    split, key=f"bgl:{s.session_id}"))
+                                    split, key=f"bgl:{s.session_id}", meta={"evidence": evidence_of(view)}))
     ordered = sorted(tpl_first, key=tpl_first.__getitem__)
     for t, split in zip(ordered, chrono_split(len(ordered), val, test), strict=True):
         label = "abnormal" if tpl_votes[t][1] > tpl_votes[t][0] else "normal"
-        prompt = prompt_for(view_of_templates([t]), mode, cascade, count)
+        view = view_of_templates([t])
+        prompt = prompt_for(view, mode, cascade, count)
         out_examples.append(Example("anomaly", mode, prompt, _grounded(label, [t], [t] if label == "abnormal" else [],
                                                                        mode), label, "bgl-template", split,
-                                    key=f"bgl-template:{t}"))
+                                    key=f"bgl-template:{t}", meta={"evidence": evidence_of(view)}))
     return out_examples
 
 
@@ -281,7 +286,8 @@ def sim_examples(mode: Mode, *, seed: int = 11, lines: int = 6000, fault_gap_s: 
         label = "abnormal" if ep.truth.label else "normal"
         out.append(Example("anomaly", mode, ep.prompt(mode, cascade, count), reference_answer(ep, mode), label, "sim",
                            split, category=ep.truth.category if ep.truth.label else None,
-                           key=f"sim{seed}:{ep.session.session_id}", meta={"scenario": scenario_of(ep)}))
+                           key=f"sim{seed}:{ep.session.session_id}",
+                           meta={"scenario": scenario_of(ep), "evidence": evidence_of(ep.view(cascade))}))
     return out
 
 

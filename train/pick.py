@@ -95,7 +95,7 @@ def pick_checkpoint(recipe, run: str | Path, variant: str, stage: str, *, last: 
     recipe = recipe.for_variant(variant)
     tok = load_tokenizer(resolve_model(recipe.base_model))
     splits, _ = prepared_examples(recipe, variant, tok, recipe.data.max_prompt_tokens)
-    examples = [e for e in splits["val"] if e.task == "anomaly"]
+    examples = [e for e in splits["val"] if e.task == "anomaly" and e.source not in recipe.eval.held_out_sources]
     labels = [e.label == "abnormal" for e in examples]
     groups = [e.source for e in examples]
     rows = []

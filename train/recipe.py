@@ -109,6 +109,11 @@ class EvalSpec(_Spec):
     batch_size: int = Field(8, ge=1)
     fast_max_new_tokens: int = Field(48, ge=4, description="as served: decoding stops at </answer>")
     full_max_new_tokens: int = Field(256, ge=16)
+    held_out_sources: list[str] = Field(default_factory=list, description=(
+        "validation sources the checkpoint pick and the calibration never see, because a benchmark scores "
+        "them (e.g. BGL's held-out windows): they stay a clean test of a system the fit did not tune to"))
+    fusion: bool = Field(True, description="calibrate a fusion of the model's score with the session's evidence")
+    fusion_c: float = Field(0.1, gt=0, description="inverse L2 strength of the fusion's logistic fit")
 
 
 class Recipe(_Spec):

@@ -179,7 +179,28 @@ def _fast_section(recipe: Recipe, v: dict) -> str:
                      f"at the threshold P {_f(at.get('precision'))}, R {_f(at.get('recall'))}, "
                      f"F1 {_f(at.get('f1'))}, FPR {_f(at.get('fpr'))}; {fit.get('escalated_share', 0):.0%} of "
                      f"validation sessions escalate; scored in {fit.get('scored_s', 0) / 60:.0f} min.")
+        lines.extend(fusion_lines(cal))
     return "\n".join(lines)
+
+
+def fusion_lines(cal: dict) -> list[str]:
+    """What the calibration fuses the model's score with, and the left-out check of it."""
+    fu, fit = cal.get("fusion"), cal.get("fit", {})
+    if not fu:
+        return []
+    weights = ", ".join([f"model logit {fu['model_weight']:+.2f}"] + [f"{k} {v:+.2f}" for k, v in fu["weights"].items()])
+    out = [f"- The score thresholded is the model's fused with the session's evidence "
+           f"(`rlog/contract/evidence.py`) by a logistic fit on the same validation sessions (L2, C "
+           f"{fit.get('fusion_c')}), every source weighing the same: {weights}; bias {fu['bias']:+.2f}."]
+    held = fit.get("held_out_sources")
+    if held:
+        out.append(f"- Never fitted on (a benchmark scores them): {', '.join(held)}.")
+    loso = fit.get("leave_one_source_out") or {}
+    if loso:
+        rows = "; ".join(f"{src}: F1 {_f(r['model']['f1'])} → {_f(r['fused']['f1'])}, FPR {_f(r['model']['fpr'])} → "
+                         f"{_f(r['fused']['fpr'])}" for src, r in loso.items())
+        out.append(f"- Each source scored by a scorer fitted without it (model alone → fused): {rows}.")
+    return out
 
 
 def model_card(recipe: Recipe, results: dict, record: dict, exported: dict) -> str:

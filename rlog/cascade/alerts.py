@@ -61,6 +61,9 @@ class Alert:
     evidence: list[str]
     verdict: str
     confidence: float | None
+    # the scores behind the confidence: R-Log-fast's own P(abnormal) and, when its calibration
+    # fuses it with the session's evidence, the fused one (the confidence)
+    scores: dict[str, float] = field(default_factory=dict)
     category: str | None = None
     interpretation: str = ""
     root_cause: str = ""

@@ -25,6 +25,7 @@ from rlog.cascade.alerts import Alert, alert_id, pick_evidence
 from rlog.cascade.memory import KnownNormal, VerdictCache, sequence_key
 from rlog.config import CascadeConfig
 from rlog.contract.answers import FastAnswer, FullAnswer, parse_fast, parse_full
+from rlog.contract.evidence import FEATURES, evidence_of, logit
 from rlog.contract.prompts import ChatPrompt, Mode
 from rlog.contract.representation import prompt_for, sequence_of, signature_key, view_of
 from rlog.metrics import percentiles
@@ -159,6 +160,13 @@ class Cascade:
         self.band = cfg.band if cfg.band is not None else cal.band if cal else 0.0
         if self.band >= self.threshold:
             raise BackendError(f"cascade.band ({self.band}) must be below the threshold ({self.threshold})")
+        self.fusion = cal.fusion if cal is not None and cfg.fusion else None
+        if self.fusion is not None:
+            unknown = set(self.fusion.weights) - set(FEATURES)
+            if unknown:
+                raise BackendError(f"the calibration of {fast.model_id} fuses unknown evidence feature(s) "
+                                   f"{', '.join(sorted(unknown))} (known: {', '.join(FEATURES)}); recalibrate it "
+                                   "with this version (`rlog train calibrate`) or set cascade.fusion: false")
 
     def _count(self, backend: Backend | None):
         return getattr(backend, "count_tokens", None)
@@ -210,14 +218,18 @@ class Cascade:
 
     def _fast_stage(self, todo: dict[str, Session]) -> dict[str, tuple[FastAnswer, float]]:
         keys = list(todo)
-        prompts = [self.prompt(todo[k], "fast") for k in keys]
+        backend = self.fast
+        views = [view_of(todo[k], self.cfg.view) for k in keys]
+        prompts = [prompt_for(v, "fast", self.cfg, self._count(backend)) for v in views]
         out = {}
         if self.scoring == "logits":
-            probs, ms = self._run("fast", self.fast, prompts, self.fast.score)  # type: ignore[attr-defined]
-            for k, p, t in zip(keys, probs, ms, strict=True):
+            probs, ms = self._run("fast", backend, prompts, backend.score)  # type: ignore[attr-defined]
+            for k, v, p_model, t in zip(keys, views, probs, ms, strict=True):
+                # the calibrated score: the model's reading corrected by the view's plain evidence
+                p = p_model if self.fusion is None else self.fusion.apply(logit(p_model), evidence_of(v))
                 abnormal = p >= self.threshold
                 out[k] = (FastAnswer("abnormal" if abnormal else "normal", p if abnormal else 1 - p,
-                                     p_abnormal=p), t)
+                                     p_abnormal=p, p_model=p_model), t)
             return out
         gens: list[Generation]
         gens, ms = self._run("fast", self.fast, prompts, lambda c: self.fast.generate(c, self.fast_params))
@@ -365,12 +377,14 @@ class Cascade:
             if d.full is not None and self.full is not None:
                 models["full"] = self.full.model_id
             confidence = d.fast.p_abnormal if d.fast.p_abnormal is not None else d.fast.confidence
+            scores = {} if d.fast.p_model is None else {"model": round(d.fast.p_model, 4),
+                                                        "fused": round(d.fast.p_abnormal, 4)}
             out.append(Alert(
                 alert_id=alert_id(s.source, s.session_id, key), session_id=s.session_id, source=s.source,
                 kind=s.kind, start_ts=s.start_ts, end_ts=s.end_ts, n_lines=len(s.lines) + s.dropped_lines,
                 templates=[{"id": t, "template": tpl, "count": n} for t, tpl, n in s.template_counts()],
                 evidence=pick_evidence([(ln.template_id, ln.raw) for ln in s.lines], self.cfg.evidence_lines),
-                verdict=d.verdict, confidence=confidence,
+                verdict=d.verdict, confidence=confidence, scores=scores,
                 category=full.category if full else None,
                 interpretation=full.interpretation if full else "",
                 root_cause=full.root_cause if full else "", action=full.action if full else "",

@@ -93,6 +93,14 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
           f"escalated {cal.fit['escalated_share']:.0%})")
     rows = [[src, r["n"], r["precision"], r["recall"], r["f1"], r["fpr"]] for src, r in report["by_source"].items()]
     print(format_table(["source", "n", "P", "R", "F1", "FPR"], rows))
+    if cal.fusion is not None:
+        print("fused with the session's evidence: " + ", ".join(
+            [f"model logit {cal.fusion.model_weight:+.2f}"] + [f"{k} {v:+.2f}" for k, v in cal.fusion.weights.items()]))
+        loso = cal.fit.get("leave_one_source_out", {})
+        print("each source scored by a scorer fitted without it (F1 / FPR):")
+        print(format_table(["left out", "n", "model F1", "model FPR", "fused F1", "fused FPR"],
+                           [[s, r["n"], r["model"]["f1"], r["model"]["fpr"], r["fused"]["f1"], r["fused"]["fpr"]]
+                            for s, r in loso.items()]))
     out = run / "fast" / f"calibration-{a.stage}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2), encoding="utf-8")

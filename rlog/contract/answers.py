@@ -62,13 +62,15 @@ class TokenLogprob:
 @dataclass(frozen=True)
 class FastAnswer:
     """R-Log-fast's answer. ``confidence`` is the probability of ``verdict``; ``p_abnormal`` is
-    set when the verdict was scored in one pass (and then the verdict is its threshold's)."""
+    set when the verdict was scored in one pass (and then the verdict is its threshold's);
+    ``p_model`` is the model's own P(abnormal) before fusion with the session's evidence."""
 
     verdict: str | None
     confidence: float | None
     rationale: str = ""
     error: str | None = None
     p_abnormal: float | None = None
+    p_model: float | None = None
 
     @property
     def ok(self) -> bool:

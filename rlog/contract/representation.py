@@ -66,7 +66,7 @@ _LEVEL_RANK = {"WARN": 1, "WARNING": 1, "W": 1, "ERROR": 2, "ERR": 2, "E": 2, "S
                "CRITICAL": 3, "CRIT": 3, "FATAL": 4, "F": 4, "ALERT": 4, "EMERG": 4, "PANIC": 4}
 
 
-def _level_rank(level: str) -> int:
+def level_rank(level: str) -> int:
     return _LEVEL_RANK.get(level.upper(), 0 if level.upper() in ROUTINE_LEVELS else 1)
 
 
@@ -82,7 +82,7 @@ def view_of(session: Session, cfg: ViewConfig | None = None) -> SessionView:
             firsts[tid] = i
         counts[tid] = counts.get(tid, 0) + 1
         lvl = ln.level.strip()
-        if lvl and _level_rank(lvl) > _level_rank(levels.get(tid, "")):
+        if lvl and level_rank(lvl) > level_rank(levels.get(tid, "")):
             levels[tid] = lvl
     entries = []
     for tid, i in firsts.items():
@@ -118,7 +118,7 @@ def _without_example(e: TemplateEntry) -> TemplateEntry:
 def _rarity(e: TemplateEntry) -> tuple:
     """Sort key, most informative first: new, rare, severe, then fewest occurrences."""
     nov = {"new": 0, "rare": 1}.get(e.novelty, 2)
-    return (nov, -_level_rank(e.level), e.count, e.prior if e.prior >= 0 else math.inf)
+    return (nov, -level_rank(e.level), e.count, e.prior if e.prior >= 0 else math.inf)
 
 
 def _entry_text(n: int, e: TemplateEntry, cfg: ViewConfig) -> str:
