@@ -126,6 +126,11 @@ def test_pick_calibrate_and_reship_fast_only(trained_run, recipe_file, tmp_path,
                  "--run", str(trained_run), "--quiet"]) == 0
     cal = load_calibration(sft / "final")
     assert cal is not None and 0 < cal.threshold < 1
+    # fused with the session's evidence the examples carry; the features are the served ones
+    from rlog.contract.evidence import FEATURES
+
+    assert cal.fusion is not None and tuple(cal.fusion.weights) == FEATURES
+    assert cal.fit["held_out_sources"] == ["bgl-session", "bgl-template"] and cal.fit["stage"] == "sft"
     out = tmp_path / "adapters"
     capsys.readouterr()
     assert main(["train", "ship", "--recipe", str(recipe_file), "--run", str(trained_run), "--out", str(out),
@@ -143,6 +148,7 @@ def test_pick_calibrate_and_reship_fast_only(trained_run, recipe_file, tmp_path,
     assert metrics["results"]["fast"]["shipped_stage"] == "sft" and metrics["results"]["full"]["kept_from"]
     card = (out / "MODEL_CARD.md").read_text()
     assert f"threshold **{cal.threshold}**" in card and f"**{rec['picked']}**" in card
+    assert "fused with the session's evidence" in card
 
 
 def test_average_precision():
