@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -168,13 +169,15 @@ class Fusion:
     bias: float
 
     def apply(self, model_logit: float, evidence: dict[str, float]) -> float:
-        import math
-
         missing = set(self.weights) - set(evidence)
         if missing:
             raise ValueError(f"evidence lacks the fused feature(s) {', '.join(sorted(missing))}")
         z = self.bias + self.model_weight * model_logit + sum(w * evidence[f] for f, w in self.weights.items())
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+    def summary(self) -> str:
+        """The weights as people read them: ``model logit +1.25, any_new +0.67, …``."""
+        return ", ".join([f"model logit {self.model_weight:+.2f}"] + [f"{k} {v:+.2f}" for k, v in self.weights.items()])
 
 
 @dataclass(frozen=True)

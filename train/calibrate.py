@@ -176,7 +176,7 @@ def calibrate_adapter(recipe, run: str | Path, variant: str, stage: str, *, adap
     from rlog.backends import load_backend
     from rlog.models import resolve_model, save_calibration
     from train.evaluate import model_spec_for
-    from train.runs import load_tokenizer, prepared_examples
+    from train.runs import fit_examples, load_tokenizer, prepared_examples
 
     recipe = recipe.for_variant(variant)
     spec = model_spec_for(recipe, run, variant, stage, adapter=adapter)
@@ -184,8 +184,7 @@ def calibrate_adapter(recipe, run: str | Path, variant: str, stage: str, *, adap
         raise ValueError(f"{stage} of {run} is not a LoRA adapter: nothing to store a calibration with")
     tok = load_tokenizer(resolve_model(spec.model))
     splits, _ = prepared_examples(recipe, variant, tok, recipe.data.max_prompt_tokens)
-    held_out = set(recipe.eval.held_out_sources)
-    examples = [e for e in splits["val"] if e.task == "anomaly" and e.source not in held_out]
+    examples = fit_examples(recipe, splits)
     backend = load_backend(spec)
     if not callable(getattr(backend, "score", None)):
         raise ValueError(f"the {spec.backend} backend cannot score in one pass: calibrate with transformers")
@@ -198,8 +197,8 @@ def calibrate_adapter(recipe, run: str | Path, variant: str, stage: str, *, adap
     c = recipe.eval.fusion_c
     cal = fit_scorer(probs, evidence if use_fusion else None, labels, groups=groups, c=c)
     fitted_on = {"stage": stage} if adapter is None else {"adapter": Path(adapter).name}
-    fit = {**cal.fit, "split": "val", "recipe": recipe.name, **fitted_on, "held_out_sources": sorted(held_out),
-           "scored_s": round(time.perf_counter() - t0, 1)}
+    fit = {**cal.fit, "split": "val", "recipe": recipe.name, **fitted_on,
+           "held_out_sources": sorted(set(recipe.eval.held_out_sources)), "scored_s": round(time.perf_counter() - t0, 1)}
     if use_fusion:
         fit["fusion_c"] = c
         fit["leave_one_source_out"] = leave_one_source_out(probs, evidence, labels, groups, c=c)  # type: ignore[arg-type]

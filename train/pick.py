@@ -83,7 +83,7 @@ def pick_checkpoint(recipe, run: str | Path, variant: str, stage: str, *, last: 
     from rlog.config import ModelSpec
     from rlog.models import resolve_model
     from train.calibrate import fit_calibration, score_examples
-    from train.runs import load_tokenizer, prepared_examples, stage_dir
+    from train.runs import fit_examples, load_tokenizer, prepared_examples, stage_dir
 
     folder = stage_dir(run, variant, stage)
     record_path = folder / PICKED
@@ -95,7 +95,7 @@ def pick_checkpoint(recipe, run: str | Path, variant: str, stage: str, *, last: 
     recipe = recipe.for_variant(variant)
     tok = load_tokenizer(resolve_model(recipe.base_model))
     splits, _ = prepared_examples(recipe, variant, tok, recipe.data.max_prompt_tokens)
-    examples = [e for e in splits["val"] if e.task == "anomaly" and e.source not in recipe.eval.held_out_sources]
+    examples = fit_examples(recipe, splits)
     labels = [e.label == "abnormal" for e in examples]
     groups = [e.source for e in examples]
     rows = []

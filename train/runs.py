@@ -104,6 +104,14 @@ def prepared_examples(recipe: Recipe, variant: str, tokenizer, max_prompt_tokens
     return out, stats
 
 
+def fit_examples(recipe: Recipe, splits: dict) -> list:
+    """The validation detection sessions the checkpoint pick and the calibration fit on: the
+    recipe's held-out sources (``eval.held_out_sources``, scored by a benchmark) left out, by one
+    rule for both."""
+    held_out = set(recipe.eval.held_out_sources)
+    return [e for e in splits["val"] if e.task == "anomaly" and e.source not in held_out]
+
+
 def write_meta(folder: Path, **fields) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     fields.setdefault("finished_at", time.strftime("%Y-%m-%dT%H:%M:%S"))

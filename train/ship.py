@@ -15,7 +15,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from rlog.models import ModelNotFound
+from rlog.models import Fusion, ModelNotFound
 from train.export import export_model
 from train.recipe import RECIPES_DIR, Recipe
 
@@ -188,7 +188,7 @@ def fusion_lines(cal: dict) -> list[str]:
     fu, fit = cal.get("fusion"), cal.get("fit", {})
     if not fu:
         return []
-    weights = ", ".join([f"model logit {fu['model_weight']:+.2f}"] + [f"{k} {v:+.2f}" for k, v in fu["weights"].items()])
+    weights = Fusion(fu["model_weight"], fu["weights"], fu["bias"]).summary()
     out = [f"- The score thresholded is the model's fused with the session's evidence "
            f"(`rlog/contract/evidence.py`) by a logistic fit on the same validation sessions (L2, C "
            f"{fit.get('fusion_c')}), every source weighing the same: {weights}; bias {fu['bias']:+.2f}."]

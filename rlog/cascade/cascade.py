@@ -27,7 +27,7 @@ from rlog.config import CascadeConfig
 from rlog.contract.answers import FastAnswer, FullAnswer, parse_fast, parse_full
 from rlog.contract.evidence import FEATURES, evidence_of, logit
 from rlog.contract.prompts import ChatPrompt, Mode
-from rlog.contract.representation import prompt_for, sequence_of, signature_key, view_of
+from rlog.contract.representation import SessionView, prompt_for, sequence_of, signature_key, view_of
 from rlog.metrics import percentiles
 from rlog.pipeline.sessions import Session
 
@@ -173,8 +173,11 @@ class Cascade:
 
     def prompt(self, session: Session, mode: Mode) -> ChatPrompt:
         """What the model of ``mode`` is asked about ``session`` (its view, capped in that model's tokens)."""
+        return self._prompt_of(view_of(session, self.cfg.view), mode)
+
+    def _prompt_of(self, view: SessionView, mode: Mode) -> ChatPrompt:
         backend = self.fast if mode == "fast" else self.full
-        return prompt_for(view_of(session, self.cfg.view), mode, self.cfg, self._count(backend))
+        return prompt_for(view, mode, self.cfg, self._count(backend))
 
     def needs_escalation(self, fast: FastAnswer) -> bool:
         return needs_escalation(fast, self.cfg.escalate_below, self.threshold, self.band)
@@ -218,12 +221,11 @@ class Cascade:
 
     def _fast_stage(self, todo: dict[str, Session]) -> dict[str, tuple[FastAnswer, float]]:
         keys = list(todo)
-        backend = self.fast
-        views = [view_of(todo[k], self.cfg.view) for k in keys]
-        prompts = [prompt_for(v, "fast", self.cfg, self._count(backend)) for v in views]
+        views = [view_of(todo[k], self.cfg.view) for k in keys]  # kept: the fusion reads their evidence
+        prompts = [self._prompt_of(v, "fast") for v in views]
         out = {}
         if self.scoring == "logits":
-            probs, ms = self._run("fast", backend, prompts, backend.score)  # type: ignore[attr-defined]
+            probs, ms = self._run("fast", self.fast, prompts, self.fast.score)  # type: ignore[attr-defined]
             for k, v, p_model, t in zip(keys, views, probs, ms, strict=True):
                 # the calibrated score: the model's reading corrected by the view's plain evidence
                 p = p_model if self.fusion is None else self.fusion.apply(logit(p_model), evidence_of(v))

@@ -94,8 +94,7 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     rows = [[src, r["n"], r["precision"], r["recall"], r["f1"], r["fpr"]] for src, r in report["by_source"].items()]
     print(format_table(["source", "n", "P", "R", "F1", "FPR"], rows))
     if cal.fusion is not None:
-        print("fused with the session's evidence: " + ", ".join(
-            [f"model logit {cal.fusion.model_weight:+.2f}"] + [f"{k} {v:+.2f}" for k, v in cal.fusion.weights.items()]))
+        print(f"fused with the session's evidence: {cal.fusion.summary()}")
         loso = cal.fit.get("leave_one_source_out", {})
         print("each source scored by a scorer fitted without it (F1 / FPR):")
         print(format_table(["left out", "n", "model F1", "model FPR", "fused F1", "fused FPR"],
