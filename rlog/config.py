@@ -147,6 +147,19 @@ class MemoryConfig(_Section):
                                                            "interval costs calls, never verdicts)")
 
 
+class ExplainConfig(_Section):
+    """How R-Log writes an escalation's answer (``rlog.cascade.explain``)."""
+
+    structured: Literal["auto", "on", "off"] = Field(
+        "auto", description="on: a short analysis, then the answer's fields under constraint (verdict and category "
+                            "chosen by scoring each choice, the texts as short generations with stop strings); off: "
+                            "decode the whole answer and parse it; auto: on where the backend can (transformers)")
+    think_tokens: int = Field(40, ge=0, description="budget of the analysis before the answer (0: none)")
+    field_tokens: int = Field(24, ge=4, description="budget of each of interpretation, root cause and action")
+    repetition_penalty: float = Field(1.3, ge=1.0, le=3.0, description="on the tokens a generation already wrote")
+    no_repeat_ngram: int = Field(3, ge=0, description="a generation never repeats its own n-gram of this size (0: off)")
+
+
 class CascadeConfig(_Section):
     """Fast-then-full detection and how alerts are built."""
 
@@ -173,7 +186,9 @@ class CascadeConfig(_Section):
     fusion: bool = Field(True, description="fuse R-Log-fast's score with the session's evidence (new templates, "
                                            "severity, failure words) by the weights its calibration fitted; the "
                                            "threshold and band then apply to the fused score")
-    evidence_lines: int = Field(5, ge=0, description="raw lines quoted in each alert")
+    evidence_lines: int = Field(5, ge=0, description="templates quoted in each alert (their most telling line, "
+                                                       "count and first/last time)")
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
     retries: int = Field(3, ge=0, description="attempts after a backend failure")
     retry_backoff_s: float = Field(0.5, ge=0)
 

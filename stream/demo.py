@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from rlog.cascade.cards import one_line
 from rlog.config import RlogConfig
 from rlog.metrics import binary_scores
 from rlog.sim.engine import SimConfig
@@ -109,10 +110,7 @@ def _follow(bootstrap: str, port: int, truth: dict, alerts_path: Path, proc, tim
                     out.write(r.value + b"\n")
                     t = truth.get(a["session_id"], {})
                     real = f"truth: {t.get('scenario') or 'normal'}" if t else "truth: ?"
-                    what = a.get("root_cause") or a.get("interpretation") or (a["templates"][0]["template"]
-                                                                               if a["templates"] else "")
-                    print(f"  ALERT {a['session_id']:<26} {a['verdict']:<8} {a.get('category') or '-':<13} "
-                          f"{what[:60]:<60} [{real}]", flush=True)
+                    print(f"  ALERT {a['session_id']:<26} {one_line(a, 60):<86} [{real}]", flush=True)
                     last_said = time.monotonic()
             if all_judged(m, expected):
                 done_since = done_since or time.monotonic()

@@ -173,3 +173,50 @@ def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 10.0, max_recor
         return out
     finally:
         consumer.close()
+
+
+def follow_topic(bootstrap: str, topic: str, *, from_beginning: bool = True, follow: bool = False,
+                 idle_s: float = 2.0, wait_s: float = 10.0):
+    """Yield the values of ``topic``'s records (assigned consumer, no group: it changes no committed offset).
+
+    ``from_beginning``: start at the oldest record, else at the end (only what comes next).
+    ``follow``: keep waiting for new records until interrupted; else stop once the records
+    present when it started are read and ``idle_s`` passed without more. A topic that does
+    not exist after ``wait_s`` is an error naming it.
+    """
+    import time
+
+    from kafka import KafkaConsumer, TopicPartition
+
+    check_reachable(bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security_settings())
+    try:
+        deadline = time.monotonic() + wait_s
+        parts = consumer.partitions_for_topic(topic)
+        while not parts and time.monotonic() < deadline:
+            time.sleep(0.2)
+            parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            raise BrokerUnavailable(f"topic {topic!r} does not exist on {bootstrap} (is the worker's stream.prefix "
+                                    "the same? alerts go to <prefix>.alerts)")
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        if from_beginning:
+            consumer.seek_to_beginning()
+        else:
+            consumer.seek_to_end()
+        ends = consumer.end_offsets(tps)
+        last = time.monotonic()
+        while True:
+            got = False
+            for recs in consumer.poll(timeout_ms=500).values():
+                for r in recs:
+                    got = True
+                    yield r.value
+            if got:
+                last = time.monotonic()
+            elif not follow and all(consumer.position(tp) >= ends[tp] for tp in tps) and \
+                    time.monotonic() - last > idle_s:
+                return
+    finally:
+        consumer.close()

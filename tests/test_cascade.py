@@ -3,13 +3,13 @@
 import pytest
 
 from rlog.backends.base import BackendError
-from rlog.cascade.alerts import Alert, alert_id, pick_evidence
+from rlog.cascade.alerts import Alert, alert_id, headline_of, pick_evidence
 from rlog.cascade.batching import MicroBatcher
 from rlog.cascade.cascade import Cascade, Decision, final_verdict, needs_escalation
 from rlog.cascade.memory import VerdictCache, sequence_key
 from rlog.config import CascadeConfig, ModelSpec
 from rlog.contract.answers import FastAnswer, FullAnswer
-from rlog.contract.representation import sequence_of
+from rlog.contract.representation import sequence_of, view_of
 from rlog.pipeline.sessions import Session, SessionLine
 
 
@@ -81,10 +81,22 @@ def test_alert_ids_are_deterministic():
     assert alert_id("s", "blk_1", "k") == alert_id("s", "blk_1", "k") != alert_id("s", "blk_2", "k")
 
 
-def test_evidence_prefers_failures_and_new_templates():
-    lines = [("A", "boot ok"), ("A", "boot ok 2"), ("B", "disk error on sda"), ("C", "heartbeat"), ("A", "boot ok 3")]
-    assert pick_evidence(lines, 2) == ["boot ok", "disk error on sda"]
-    assert pick_evidence(lines, 0) == []
+def test_evidence_prefers_failures_then_severity_then_new_templates_with_counts_and_times():
+    s = Session("w", "node1", "window")
+    rows = [("A", "boot ok <*>", "boot ok 1", "", 50), ("A", "boot ok <*>", "boot ok 2", "", 50),
+            ("B", "heartbeat", "heartbeat", "", 0), ("C", "fan speed <*>", "fan speed 9000", "WARN", 50),
+            ("D", "disk <*> error", "disk sda error", "", 50), ("D", "disk <*> error", "disk sdb error", "", 50),
+            ("A", "boot ok <*>", "boot ok 3", "", 50)]
+    for i, (tid, tpl, raw, level, prior) in enumerate(rows):
+        s.lines.append(SessionLine(i, 100.0 + i, raw, tid, tpl, level=level, prior=prior, age=10_000))
+    view = view_of(s)
+    ev = pick_evidence(s, view, 3)
+    assert [e["template_id"] for e in ev] == ["B", "C", "D"]  # log order; boot ok (routine, known) left out
+    disk = ev[-1]
+    assert disk["line"] == "disk sda error" and disk["count"] == 2 and (disk["first_ts"], disk["last_ts"]) == (104, 105)
+    assert disk["marks"] == ["failure"] and ev[0]["marks"] == ["new"] and ev[1]["marks"] == ["WARN"]
+    assert headline_of(ev) == "disk sda error"
+    assert pick_evidence(s, view, 0) == [] and headline_of([]) == ""
 
 
 class _Named:
@@ -110,16 +122,21 @@ def test_alerts_from_decisions():
     assert a.latency_ms == {"fast": 12.0, "full": 80.0}
     assert a.templates == [{"id": "Tx", "template": "x", "count": 1},
                            {"id": "Tdisk error <*>", "template": "disk error <*>", "count": 1}]
-    assert a.evidence[-1].startswith("raw disk error")
+    assert a.evidence[-1]["line"].startswith("raw disk error") and a.headline == a.evidence[-1]["line"]
+    assert a.fallback == [] and a.category_confidence is None
     assert alerts[1].cached and alerts[1].latency_ms == {"fast": 0.0, "full": 0.0}
     assert alerts[1].errors == ["fast: garbage"]
+    # R-Log answered a verdict and nothing else: the alert is still readable, each filled field named
+    b = alerts[1]
+    assert b.fallback == ["category", "interpretation", "root_cause", "action"]
+    assert b.category == "software" and b.interpretation and b.root_cause and b.action
     again = Alert.from_json(a.to_json())
     assert again == a and cas.alerts(judged)[0].alert_id == a.alert_id  # replay: same id
 
 
 def test_cascade_on_a_real_tiny_model(tiny_backend):
     cfg = CascadeConfig(fast=ModelSpec(max_new_tokens=6, batch_size=2), full=ModelSpec(max_new_tokens=8, batch_size=2),
-                        scoring="generate")
+                        scoring="generate", explain={"structured": "off"})
     cas = Cascade(tiny_backend, tiny_backend, cfg)
     sessions = [session("a", ["x", "y"]), session("b", ["y", "x"]), session("c", ["z"]),
                 session("d", ["q", "r"])]

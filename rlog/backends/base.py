@@ -41,3 +41,24 @@ class Backend(Protocol):
     model_id: str
 
     def generate(self, prompts: Sequence[ChatPrompt], params: GenerationParams) -> list[Generation]: ...
+
+
+class Transcript(Protocol):
+    """An assistant turn being written step by step on one prompt, the model's state kept between steps.
+
+    What the structured explanation needs (``rlog.cascade.explain``): forced text between
+    the model's parts (the answer's keys), a choice among fixed strings scored in one pass
+    each, and short greedy generations with stop strings. ``text`` is everything so far,
+    the rendered prompt included.
+    """
+
+    text: str
+
+    def extend(self, text: str) -> None: ...
+
+    def reset(self, text: str) -> None: ...
+
+    def choose(self, choices: Sequence[str], end: str = "") -> list[float]: ...
+
+    def generate(self, max_new_tokens: int, stop: Sequence[str] = (), repetition_penalty: float = 1.0,
+                 no_repeat_ngram: int = 0) -> tuple[str, str]: ...

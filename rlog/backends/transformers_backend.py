@@ -3,6 +3,9 @@
 Generation: left-padded batches, stop strings (the fast model stops at ``</answer>``) and
 per-token log-probabilities in one ``generate`` call.
 
+Transcripts (R-Log's structured explanation): one assistant turn written in steps on one
+key/value cache, forced text, scored choices and short generations in turn.
+
 Scoring (R-Log-fast): the answer comes first, so the verdict is the first token after the
 ``<answer>`` prefill. ``score`` reads P(abnormal) from that position's logits in one batched
 forward pass, with no decoding. The instructions that open every prompt are identical, so
@@ -15,7 +18,8 @@ import copy
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from rlog.backends.base import BackendError, Generation, GenerationParams
@@ -114,6 +118,17 @@ class TransformersBackend:
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` as it sits inside a chat turn (what prompt caps are measured in)."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # ------------------------------------------------------------------ step-by-step answers
+
+    @contextmanager
+    def transcript(self, prompt: ChatPrompt, budget: int) -> Iterator:
+        """An assistant turn on ``prompt`` to write step by step (``rlog.backends.hf_transcript``),
+        with the model to itself while it lasts; ``budget``: tokens it may still write."""
+        from rlog.backends.hf_transcript import HFTranscript
+
+        with self._lock, self._torch.inference_mode():
+            yield HFTranscript(self, prompt, budget)
 
     # ------------------------------------------------------------------ one-pass scoring
 

@@ -21,7 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from rlog.backends.base import Backend, BackendError, Generation, GenerationParams
-from rlog.cascade.alerts import Alert, alert_id, pick_evidence
+from rlog.cascade.alerts import Alert, alert_id, headline_of, pick_evidence
+from rlog.cascade.explain import structured_answer, written_budget
+from rlog.cascade.fallback import complete
 from rlog.cascade.memory import KnownNormal, VerdictCache, sequence_key
 from rlog.config import CascadeConfig
 from rlog.contract.answers import FastAnswer, FullAnswer, parse_fast, parse_full
@@ -160,6 +162,11 @@ class Cascade:
         self.band = cfg.band if cfg.band is not None else cal.band if cal else 0.0
         if self.band >= self.threshold:
             raise BackendError(f"cascade.band ({self.band}) must be below the threshold ({self.threshold})")
+        can_transcribe = full is not None and callable(getattr(full, "transcript", None))
+        if cfg.explain.structured == "on" and full is not None and not can_transcribe:
+            raise BackendError(f"cascade.explain.structured is 'on' but the {cfg.full.backend} backend of "
+                               f"{full.model_id} cannot write an answer in steps; set it to auto or off")
+        self.structured = can_transcribe and cfg.explain.structured != "off"
         self.fusion = cal.fusion if cal is not None and cfg.fusion else None
         if self.fusion is not None:
             unknown = set(self.fusion.weights) - set(FEATURES)
@@ -201,10 +208,10 @@ class Cascade:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def _run(self, stage: str, backend: Backend, prompts: list[ChatPrompt],
-             call: Callable[[list[ChatPrompt]], list]) -> tuple[list, list[float]]:
+    def _run(self, stage: str, backend: Backend, prompts: list,
+             call: Callable[[list], list], batch_size: int | None = None) -> tuple[list, list[float]]:
         """Run one stage in batches; per prompt, the latency of the batch it rode in."""
-        batch_size = getattr(self.cfg, stage).batch_size
+        batch_size = batch_size or getattr(self.cfg, stage).batch_size
         lat: deque = getattr(self.stats, f"{stage}_ms")
         outs: list = []
         ms: list[float] = []
@@ -241,7 +248,10 @@ class Cascade:
             out[k] = (ans, t)
         return out
 
-    def _full_stage(self, todo: dict[str, Session]) -> dict[str, tuple[FullAnswer, float]]:
+    def _full_stage(self, todo: dict[str, Session], settled: dict[str, str | None] | None = None,
+                    ) -> dict[str, tuple[FullAnswer, float]]:
+        """R-Log on escalated sessions; ``settled``: per key, the verdict the answer is written under
+        when the cascade has already decided it (see ``_settled``)."""
         if not todo:
             return {}
         if self.full is None:
@@ -249,14 +259,34 @@ class Cascade:
         keys = list(todo)
         prompts = [self.prompt(todo[k], "full") for k in keys]
         full = self.full
-        gens, ms = self._run("full", full, prompts, lambda c: full.generate(c, self.full_params))
+        if self.structured:
+            budget = written_budget(self.cfg.explain)
+            jobs = [(p, (settled or {}).get(k)) for k, p in zip(keys, prompts, strict=True)]
+
+            def write(chunk):
+                out = []
+                for prompt, verdict in chunk:
+                    with full.transcript(prompt, budget) as t:  # type: ignore[attr-defined]
+                        out.append(structured_answer(t, self.cfg.explain, continue_as=verdict))
+                return out
+
+            answers, ms = self._run("full", full, jobs, write, batch_size=1)  # written one by one: own latency
+        else:
+            gens, ms = self._run("full", full, prompts, lambda c: full.generate(c, self.full_params))
+            answers = [parse_full(g.text, p.prefill) for p, g in zip(prompts, gens, strict=True)]
         self.stats.escalations += len(keys)
         out = {}
-        for k, p, g, t in zip(keys, prompts, gens, ms, strict=True):
-            ans = parse_full(g.text, p.prefill)
+        for k, ans, t in zip(keys, answers, ms, strict=True):
             self.stats.malformed_full += not ans.ok
             out[k] = (ans, t)
         return out
+
+    def _settled(self, fast: FastAnswer) -> str | None:
+        """The verdict already final before R-Log answers: 'abnormal' when R-Log-fast flagged the session
+        and the policy lets R-Log raise but not clear. R-Log then explains the flag it cannot undo."""
+        if self.cfg.verdict == "either" and fast.ok and fast.verdict == "abnormal":
+            return "abnormal"
+        return None
 
     def _confidently_normal(self, d: Decision) -> bool:
         """A decision its templates may be remembered as normal by: normal, not escalated, not unsure."""
@@ -303,7 +333,7 @@ class Cascade:
         if todo:
             fast_answers = self._fast_stage(todo)
             esc = {k: todo[k] for k in todo if escalate and self.needs_escalation(fast_answers[k][0])}
-            full_answers = self._full_stage(esc)
+            full_answers = self._full_stage(esc, {k: self._settled(fast_answers[k][0]) for k in esc})
             for k, s in todo.items():
                 fa, ft = fast_answers[k]
                 full, lt = full_answers.get(k, (None, 0.0))
@@ -330,7 +360,7 @@ class Cascade:
                 cached.add(k)
             else:
                 todo[k] = s
-        full_answers = self._full_stage(todo)
+        full_answers = self._full_stage(todo, {k: self._settled(fast[k][0]) for k in todo})
         for k in todo:
             fa, ft = fast[k]
             full, lt = full_answers[k]
@@ -374,26 +404,29 @@ class Cascade:
             if d.verdict != "abnormal" and not (d.verdict == "unknown" and self.cfg.alert_on_unknown):
                 continue
             key = sequence_key(sequence_of(s))
-            full = d.full if d.full is not None and d.full.ok else None
+            evidence = pick_evidence(s, view_of(s, self.cfg.view), self.cfg.evidence_lines)
+            # never unreadable: what R-Log left empty (or an alert R-Log never saw) is filled from the evidence
+            full = complete(d.full, s, evidence)
             models = {"fast": self.fast.model_id if self.fast is not None else self.cfg.fast.model}
             if d.full is not None and self.full is not None:
                 models["full"] = self.full.model_id
             confidence = d.fast.p_abnormal if d.fast.p_abnormal is not None else d.fast.confidence
             scores = {} if d.fast.p_model is None else {"model": round(d.fast.p_model, 4),
                                                         "fused": round(d.fast.p_abnormal, 4)}
+            if d.full is not None and d.full.p_abnormal is not None:
+                scores["full"] = d.full.p_abnormal
             out.append(Alert(
                 alert_id=alert_id(s.source, s.session_id, key), session_id=s.session_id, source=s.source,
                 kind=s.kind, start_ts=s.start_ts, end_ts=s.end_ts, n_lines=len(s.lines) + s.dropped_lines,
                 templates=[{"id": t, "template": tpl, "count": n} for t, tpl, n in s.template_counts()],
-                evidence=pick_evidence([(ln.template_id, ln.raw) for ln in s.lines], self.cfg.evidence_lines),
+                evidence=evidence, headline=headline_of(evidence),
                 verdict=d.verdict, confidence=confidence, scores=scores,
-                category=full.category if full else None,
-                interpretation=full.interpretation if full else "",
-                root_cause=full.root_cause if full else "", action=full.action if full else "",
+                category=full.category, category_confidence=full.category_p,
+                interpretation=full.interpretation, root_cause=full.root_cause, action=full.action,
                 rationale=d.fast.rationale, escalated=d.escalated, cached=was_cached, models=models,
                 latency_ms={"fast": 0.0 if was_cached else round(d.fast_ms, 1),
                             "full": 0.0 if was_cached else round(d.full_ms, 1)},
-                errors=d.errors, close_reason=s.close_reason,
+                errors=d.errors, close_reason=s.close_reason, fallback=full.fallback,
             ))
         self.stats.alerts += len(out)
         return out

@@ -116,7 +116,7 @@ def render_report(r, cfg: RlogConfig) -> str:
         arows = []
         for al in r.alerts:
             conf = f"{al.confidence:.2f}" if al.confidence is not None else "-"
-            summary = al.root_cause or al.interpretation or headline(al.templates)
+            summary = (al.root_cause if "root_cause" not in al.fallback else "") or al.headline or headline(al.templates)
             arows.append((al.session_id[-28:], al.n_lines, conf, al.category or "-", summary[:70]))
         out += ["", f"first {len(r.alerts)} of {r.n_alerts} alerts",
                 format_table(("session", "lines", "conf", "category", "root cause / key template"), arows)]

@@ -79,6 +79,10 @@ class FastAnswer:
 
 @dataclass(frozen=True)
 class FullAnswer:
+    """R-Log's answer. Written under constraint, ``p_abnormal`` and ``category_p`` are the
+    probabilities of the choices scored; ``fallback`` names the fields filled from the
+    session's evidence because the model left them empty."""
+
     verdict: str | None
     category: str | None = None
     interpretation: str = ""
@@ -87,6 +91,9 @@ class FullAnswer:
     reasoning: str = ""
     error: str | None = None
     fields: dict[str, str] = field(default_factory=dict)
+    p_abnormal: float | None = None
+    category_p: float | None = None
+    fallback: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

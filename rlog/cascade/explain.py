@@ -1,0 +1,79 @@
+"""R-Log's answer written under constraint: structure the model cannot break.
+
+Decoded freely, a small R-Log loops in its analysis until the budget runs out and never
+writes the answer (7 of 31 escalations readable in the demo before this). So the answer
+is written in steps on one transcript (``rlog.backends.base.Transcript``), in the exact
+shape R-Log is trained on:
+
+1. ``<think>`` a short analysis (``explain.think_tokens``), cut at its last full sentence;
+2. ``</think><answer>\\nverdict:`` forced, then normal / abnormal chosen by scoring both
+   (its probability is the answer's ``p_abnormal``);
+3. ``category:`` forced, then one of the taxonomy chosen by scoring each (probability in
+   the alert);
+4. ``interpretation:``, ``root_cause:``, ``action:`` forced in turn, each value a short
+   greedy generation that stops at the end of its line, with a repetition penalty.
+
+The answer comes back complete in shape; a value the model left empty (or wrote as
+"none") stays empty here, and the cascade fills it from the evidence (``fallback``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from rlog.backends.base import Transcript
+from rlog.config import ExplainConfig
+from rlog.contract.answers import FullAnswer
+from rlog.contract.prompts import CATEGORIES, VERDICTS
+
+TEXT_FIELDS = ("interpretation", "root_cause", "action")
+_EMPTY = re.compile(r"^\W*(none|n/?a|unknown|null|-+)?\W*$", re.IGNORECASE)
+
+
+def written_budget(cfg: ExplainConfig) -> int:
+    """Most tokens one structured answer writes: the analysis, the forced keys, the choices and the texts."""
+    return cfg.think_tokens + 3 * cfg.field_tokens + 64
+
+
+def tidy_text(text: str, finish: str) -> str:
+    """A generated value as shown: one line, trimmed; cut by the budget, back to its last full sentence or word."""
+    text = " ".join(text.split())
+    if finish == "length" and text:
+        end = max(text.rfind(". "), text.rfind("; "))
+        if text.endswith((".", "!", "?")):
+            pass
+        elif end > 0:  # a whole sentence reads better than a longer broken one
+            text = text[: end + 1]
+        elif " " in text:
+            text = text[: text.rfind(" ")].rstrip(",;:") + " …"
+    return "" if _EMPTY.match(text) else text
+
+
+def structured_answer(t: Transcript, cfg: ExplainConfig, *, continue_as: str | None = None) -> FullAnswer:
+    """Write R-Log's answer on ``t`` (a transcript of the full prompt, prefill ``<think>`` included).
+
+    ``continue_as``: the verdict the rest of the answer is written under, when the cascade
+    has already decided it (R-Log-fast flagged the session and R-Log may not clear it);
+    R-Log's own verdict and its probability are still scored and returned.
+    """
+    base, reasoning = t.text, ""
+    if cfg.think_tokens > 0:
+        raw, finish = t.generate(cfg.think_tokens, ("</think>",), cfg.repetition_penalty, cfg.no_repeat_ngram)
+        reasoning = tidy_text(raw, finish)
+    t.reset(base + (reasoning or "The session is analysed from its templates.") + "</think><answer>\nverdict:")
+    p_verdict = t.choose([" " + v for v in VERDICTS], "\n")
+    p_abnormal = p_verdict[VERDICTS.index("abnormal")]
+    verdict = "abnormal" if p_abnormal >= 0.5 else "normal"
+    t.extend(f" {continue_as or verdict}\ncategory:")
+    p_cat = t.choose([" " + c for c in CATEGORIES], "\n")
+    best = max(range(len(CATEGORIES)), key=p_cat.__getitem__)
+    t.extend(" " + CATEGORIES[best])
+    values: dict[str, str] = {}
+    for name in TEXT_FIELDS:
+        t.extend(f"\n{name}:")
+        raw_value, finish = t.generate(cfg.field_tokens, ("\n", "</answer>"), cfg.repetition_penalty,
+                                       cfg.no_repeat_ngram)
+        values[name] = tidy_text(raw_value, finish)
+    return FullAnswer(verdict, CATEGORIES[best], values["interpretation"], values["root_cause"], values["action"],
+                      reasoning, fields={"verdict": verdict, "category": CATEGORIES[best], **values},
+                      p_abnormal=round(p_abnormal, 4), category_p=round(p_cat[best], 4))
