@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from rlog.cascade.cascade import Cascade, Decision
+from rlog.contract.answers import FastAnswer
 from rlog.contract.representation import sequence_of
 from rlog.metrics import TruthScorer, percentiles
 from rlog.pipeline.sessions import Session
@@ -100,7 +101,10 @@ def pick_probe_sessions(sessions: Sequence[Session], labels: Sequence[bool], n: 
 
 
 def probe(cascade: Cascade, sessions: Sequence[Session], *, progress: bool = True) -> Probe:
-    """Time each session alone (batch of one) through both models: the latency one session sees."""
+    """Time each session alone (batch of one) through both models: the latency one session sees.
+
+    R-Log is timed as the stream runs it: its structured answer where the backend writes in
+    steps (the explain role on a flagged session), else one decoded answer."""
     p = Probe()
     if cascade.full is None:
         return p
@@ -114,6 +118,13 @@ def probe(cascade: Cascade, sessions: Sequence[Session], *, progress: bool = Tru
                 ms.append((time.perf_counter() - t0) * 1000)
                 toks.append(0)
                 p.prompt_tokens.append(backend.count_tokens(backend.render(prompt)))
+                continue
+            if mode == "full" and cascade.structured:  # the stream's explain role: the answer written in steps
+                _, d, _ = cascade.explain([(s, FastAnswer("abnormal", 1.0, p_abnormal=1.0), 0.0)])[0]
+                ms.append((time.perf_counter() - t0) * 1000)
+                f = d.full
+                written = " ".join([f.reasoning, f.interpretation, f.root_cause, f.action]) if f is not None else ""
+                toks.append(backend.count_tokens(written))
                 continue
             g = backend.generate([prompt], params)[0]
             ms.append((time.perf_counter() - t0) * 1000)

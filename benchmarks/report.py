@@ -92,6 +92,26 @@ def render_markdown(r: dict[str, Any]) -> str:
                   _table(["dataset", "caught", "answered", "correct", "accuracy"],
                          [[k, str(v["caught"]), str(v["answered"]), str(v["correct"]), _f(v["accuracy"])]
                           for k, v in r["root_cause"].items()]), ""]
+    e = r.get("explanations")
+    if e and e.get("incidents"):
+        lines += ["## Explanations (simulated incidents)", "",
+                  f"{e['source']}: each of {e['incidents']} fault incidents explained once by R-Log through the "
+                  "stream's explain role (its most telling session, flagged as R-Log-fast would). Category: R-Log's "
+                  "scored choice among the taxonomy vs the injected fault's, beside the evidence rule alone (the "
+                  "words of the failing lines; what fills an alert when no model answers). Written: R-Log wrote "
+                  "interpretation, root cause and action itself; readable: the alert has all four after the "
+                  "evidence fills the gaps. ROUGE-L: R-Log's root cause / action against the injected ones.", "",
+                  _table(["method", "category accuracy", "written", "readable", "root cause ROUGE-L",
+                          "action ROUGE-L", "ms p50 / p95"],
+                         [["R-Log", _f(e["model_category_accuracy"]), _f(e["written_rate"]), _f(e["readable_rate"]),
+                           _f(e["cause_rouge_l"]), _f(e["action_rouge_l"]),
+                           f"{_n(e['ms'].get('p50'))} / {_n(e['ms'].get('p95'))}"],
+                          ["evidence rule", _f(e["rule_category_accuracy"]), "–", "1.000", "–", "–", "–"]]), "",
+                  _table(["fault", "category", "incidents", "R-Log category", "rule category", "written",
+                          "root cause ROUGE-L"],
+                         [[k, v["category"], str(v["incidents"]), _f(v["model_category_accuracy"]),
+                           _f(v["rule_category_accuracy"]), _f(v["written_rate"]), _f(v["cause_rouge_l"])]
+                          for k, v in e["by_scenario"].items()]), ""]
     if r["cost"]:
         lines += ["## Model cost", "", _table(
             ["dataset", "lines", "sessions", "fast calls", "full calls", "model calls / 1k lines", "cache hit ratio",

@@ -146,6 +146,20 @@ def _cost(run, lines: int) -> dict:
             "fast_batch_ms": st["fast_batch_ms"], "full_batch_ms": st["full_batch_ms"]}
 
 
+def _explanations(spec: BenchSpec, cfg: RlogConfig, cascade, out: Path, progress: bool) -> dict:
+    """R-Log on simulated incidents of the spec's own seed (``benchmarks.explain``)."""
+    from benchmarks.explain import evaluate_explanations, incident_sessions, load_incidents
+
+    assert spec.explain is not None
+    ds = DatasetSpec(name="explain", kind="sim", sim=spec.explain.sim, fit_lines=spec.explain.fit_lines, llm=False)
+    _say("explanations: simulating incidents")
+    data = load_dataset(ds, cfg, out / "data" / "explain", None, spec.seed)
+    chosen = incident_sessions(data.test, spec.explain.incidents)
+    _say(f"explanations: R-Log on {len(chosen)} incidents")
+    res = evaluate_explanations(cascade, chosen, load_incidents(out / "data" / "explain" / "test"), progress=progress)
+    return {"source": data.truth_note, **res}
+
+
 def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | None, llm: bool = True,
               stream: bool = True, progress: bool = True) -> dict[str, Any]:
     from benchmarks.report import write_outputs
@@ -183,6 +197,7 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
     cost: dict[str, dict] = {}
     root_cause: dict[str, dict] = {}
     probe_summary: dict | None = None
+    explanations: dict | None = None
     llm_sets = [(ds, d) for ds, d in datasets if ds.llm and d.test] if llm else []
     if llm_sets:
         from benchmarks.llm import pick_probe_sessions, probe, run_cascade
@@ -225,6 +240,8 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
             full_f1 = next((r["f1"] for r in rows if r["method"] == "rlog" and r["dataset"] == ds.name
                             and r["level"] == "session"), None)
             probe_summary["fast_f1_over_cascade_f1"] = round(fast_f1 / full_f1, 3) if fast_f1 and full_f1 else None
+        if spec.explain is not None and full is not None:
+            explanations = _explanations(spec, cfg, cascade_factory(), out, progress)
         memory["bench_peak_rss_mb_with_models"] = own_peak_rss_mb()
     elif llm:
         skipped["models"] = "no dataset asks for the models"
@@ -246,7 +263,8 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
                 _say(f"stream {ds.name}: {res.error}")
     results = {"preset": spec.name, "description": spec.description, "environment": environment(cfg),
                "datasets": info, "skipped": skipped, "detection": rows, "cost": cost, "root_cause": root_cause,
-               "probe": probe_summary, "stages": stages, "stream": streams, "parsing": parse_rows, "memory": memory,
+               "probe": probe_summary, "explanations": explanations, "stages": stages, "stream": streams,
+               "parsing": parse_rows, "memory": memory,
                "spec": spec.model_dump(mode="json"), "elapsed_s": round(time.perf_counter() - t_start, 1)}
     (out / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     write_outputs(results, out)

@@ -79,6 +79,15 @@ class BaselineSpec(_Spec):
         return self
 
 
+class ExplainSpec(_Spec):
+    """Simulated incidents R-Log explains (``benchmarks.explain``): a seed no training run uses."""
+
+    sim: dict[str, Any] = Field(default_factory=dict, description="simulator config of the incidents' logs")
+    fit_lines: int = Field(3000, ge=0, description="lines read first (seed + 1000), so novelty marks are as in "
+                                                   "production")
+    incidents: int | None = Field(None, ge=1, description="explain at most this many (fault types interleaved)")
+
+
 class BenchSpec(_Spec):
     name: str
     description: str = ""
@@ -87,6 +96,7 @@ class BenchSpec(_Spec):
     baselines: BaselineSpec = Field(default_factory=BaselineSpec)
     parsing_systems: list[str] | Literal["all"] = Field("all", description="Loghub systems for parsing accuracy")
     probe_sessions: int = Field(8, ge=0, description="sessions timed one by one through R-Log-fast and R-Log")
+    explain: ExplainSpec | None = Field(None, description="score R-Log's explanations on simulated incidents")
     stream_timeout_s: float = Field(1800, gt=0)
 
     @model_validator(mode="after")

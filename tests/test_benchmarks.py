@@ -310,3 +310,40 @@ def test_prompt_token_figures_stay_within_the_cap(tmp_path, capsys):
     (name, sim), = figures.items()
     assert name.startswith("simulation") and sim["sessions"] > 50 and "p50" in capsys.readouterr().out
     assert sim["p50"] <= sim["p90"] <= sim["max"] <= ViewConfig().max_tokens + 250
+
+
+def _incident_session(sid: str, incident: str, scenario: str, category: str, failing: str, n_bad: int):
+    from rlog.pipeline.sessions import Session, SessionLine
+    from rlog.truth import LineTruth
+
+    s = Session(sid, "dn-1", "window")
+    for i in range(10):
+        bad = i < n_bad
+        s.lines.append(SessionLine(i, 100.0 + i, failing if bad else f"heartbeat {i}", "T9" if bad else "T1",
+                                   failing if bad else "heartbeat <*>",
+                                   truth=LineTruth(True, incident, scenario, category) if bad else LineTruth(False)))
+    return s
+
+
+def test_explanations_pick_each_incidents_most_telling_session_and_score_it(tiny_backend):
+    from benchmarks.explain import evaluate_explanations, incident_sessions
+    from rlog.cascade.cascade import Cascade
+    from rlog.config import CascadeConfig
+
+    sessions = [_incident_session("a1", "F1", "disk_failure", "storage", "disk sda failed: I/O error", 2),
+                _incident_session("a2", "F1", "disk_failure", "storage", "disk sda failed: I/O error", 5),
+                _incident_session("b1", "F2", "network_partition", "network", "connection to nn-1 refused", 3),
+                _incident_session("c1", "F3", "disk_failure", "storage", "disk sdc failed: I/O error", 1)]
+    chosen = incident_sessions(sessions)
+    assert [s.session_id for s in chosen] == ["a2", "b1", "c1"]  # most abnormal lines; fault types interleaved
+    assert [s.session_id for s in incident_sessions(sessions, 2)] == ["a2", "b1"]
+    cas = Cascade(tiny_backend, tiny_backend, CascadeConfig(explain={"think_tokens": 4, "field_tokens": 4}))
+    incidents = {"F1": {"cause": "the disk sda failed", "action": "replace disk sda"},
+                 "F2": {"cause": "a link went down", "action": "fix the link"}}
+    res = evaluate_explanations(cas, chosen, incidents, progress=False)
+    assert res["incidents"] == 3 and res["readable_rate"] == 1.0
+    assert res["rule_category_accuracy"] == 1.0  # the failing lines' words name storage / network
+    assert 0.0 <= res["model_category_accuracy"] <= 1.0 and set(res["by_scenario"]) == {"disk_failure",
+                                                                                      "network_partition"}
+    assert all(r["model_category"] is not None for r in res["rows"]) and res["ms"]["p50"] > 0
+    assert cas.stats.escalations == 3

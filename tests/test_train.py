@@ -241,3 +241,26 @@ def test_full_fine_tuning_path_without_lora(recipe_file, tmp_path, tiny_model_di
     assert main(["train", "export", *flags[:-2], "--out", str(out)]) == 0
     gen = load_backend(ModelSpec(model=str(out))).generate([session_prompt(["x"], "full")], GenerationParams(4))
     assert gen[0].completion_tokens > 0
+
+
+def test_full_eval_answers_detection_as_the_stream_does(tiny_backend):
+    """R-Log's detection examples are written under constraint (never malformed, always a category);
+    its other tasks are still decoded."""
+    from rlog.config import ExplainConfig
+    from rlog.contract.prompts import CATEGORIES, build_prompt, task_prompt
+    from train.data import Example
+    from train.evaluate import evaluate_examples
+
+    prompt = build_prompt("<logs>\n1. disk sda failed\n</logs>", "full")
+    examples = [Example("anomaly", "full", prompt, "x</think><answer>abnormal</answer>", "abnormal", "sim",
+                        category="storage"),
+                Example("anomaly", "full", prompt, "x</think><answer>normal</answer>", "normal", "sim"),
+                Example("root_cause", "full", task_prompt("root_cause", "Why?", "disk sda failed"),
+                        "x</think><answer>a worn disk</answer>", "a worn disk", "rlog")]
+    r = evaluate_examples(tiny_backend, examples, "full", batch_size=2, max_new_tokens=8,
+                          structured=ExplainConfig(think_tokens=4, field_tokens=4), progress=False)
+    a = r["anomaly"]
+    assert a["n"] == 2 and a["malformed_rate"] == 0.0 and a["category_n"] == 1
+    assert "root_cause" in r and r["latency"]["per_sample_by_task_s"].keys() == {"anomaly", "root_cause"}
+    written = [s["output"] for s in r["samples"] if s["task"] == "anomaly"]
+    assert all("\ncategory: " in w and w.split("\ncategory: ")[1].split("\n")[0] in CATEGORIES for w in written)

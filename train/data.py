@@ -320,6 +320,26 @@ def balance(examples: Sequence[Example], max_normal_ratio: float, seed: int) -> 
     return out
 
 
+def cap_per_category(examples: Sequence[Example], cap: int | None, seed: int) -> list[Example]:
+    """At most ``cap`` examples per root-cause category (examples without one pass through).
+
+    Simulated incidents differ in how many windows they span (an authentication storm fills
+    dozens, a memory leak a few): uncapped, R-Log would learn that most incidents are
+    security ones, and its scored category choice would lean there on any log.
+    """
+    if cap is None:
+        return list(examples)
+    rng = random.Random(seed)
+    by_cat: dict[str, list[Example]] = defaultdict(list)
+    out = []
+    for ex in examples:
+        (by_cat[ex.category] if ex.category else out).append(ex)
+    for cat in sorted(by_cat):
+        group = by_cat[cat]
+        out.extend(rng.sample(group, cap) if len(group) > cap else group)
+    return out
+
+
 def cap_per_task(examples: Sequence[Example], caps: dict[str, int], seed: int) -> list[Example]:
     """At most ``caps[task]`` examples per task (missing task: no cap), chosen at random."""
     rng = random.Random(seed)
@@ -365,6 +385,14 @@ def shorten_fast(completion: str, max_chars: int = FAST_RATIONALE_CHARS) -> str:
     return f"{m.group(1)}<think>{short_rationale(m.group(2), max_chars)}</think>"
 
 
+def shorten_full(completion: str, max_chars: int) -> str:
+    """``analysis</think><answer>…`` with the analysis cut to its conclusion; the answer untouched."""
+    head, sep, rest = completion.partition("</think>")
+    if not sep:
+        return completion
+    return f"{short_rationale(head, max_chars)}{sep}{rest}"
+
+
 def build_examples(recipe, variant: Mode, *, stats: Counter | None = None,
                    count: TokenCounter | None = None) -> dict[str, list[Example]]:
     """All examples of a recipe for one variant, split, balanced (train) and capped.
@@ -400,11 +428,15 @@ def build_examples(recipe, variant: Mode, *, stats: Counter | None = None,
                                          test=spec.test_fraction, window=window, count=count))
     if variant == "fast":
         examples = [replace(e, completion=shorten_fast(e.completion, spec.fast_rationale_chars)) for e in examples]
+    elif spec.full_think_chars is not None:
+        examples = [replace(e, completion=shorten_full(e.completion, spec.full_think_chars)) for e in examples]
     out: dict[str, list[Example]] = {}
     for split in SPLITS:
         part = [e for e in examples if e.split == split]
         if split == "train":
-            part = cap_per_task(balance(part, spec.max_normal_ratio, recipe.seed), spec.train_caps, recipe.seed)
+            part = cap_per_category(balance(part, spec.max_normal_ratio, recipe.seed), spec.max_per_category,
+                                    recipe.seed)
+            part = cap_per_task(part, spec.train_caps, recipe.seed)
         else:
             part = cap_per_task(part, spec.eval_caps, recipe.seed + 1)
         out[split] = sorted(part, key=lambda e: (TASKS.index(e.task), e.source, e.key))

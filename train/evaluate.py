@@ -1,8 +1,9 @@
 """Evaluation through the serving backend: what is measured is what the stream will get.
 
-Models are loaded with ``rlog.backends.load_backend`` and decoded with the stream's own
-parameters (greedy; both variants stop at ``</answer>``), over the recipe's validation or
-test split. Reported per variant:
+Models are loaded with ``rlog.backends.load_backend`` and answer as the stream has them
+answer (R-Log-fast scored in one pass; R-Log's detection answers written under constraint,
+``rlog.cascade.explain``; other tasks decoded greedily up to ``</answer>``), over the
+recipe's validation or test split. Reported per variant:
 
 - anomaly detection: precision, recall and F1 (abnormal is positive), accuracy, the share
   of malformed answers, per data source as well; the full model's root-cause category
@@ -21,8 +22,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from rlog.backends import GenerationParams, load_backend
-from rlog.config import ModelSpec
-from rlog.contract.answers import check_format
+from rlog.cascade.explain import structured_answer, written_budget
+from rlog.config import ExplainConfig, ModelSpec
+from rlog.contract.answers import FullAnswer, check_format
 from rlog.metrics import binary_scores, percentile
 from train.data import Example, cap_per_task
 from train.recipe import Recipe
@@ -46,9 +48,18 @@ def model_spec_for(recipe: Recipe, run: str | Path, variant: str, stage: str, *,
     return ModelSpec(model=str(final), adapter=None, device=device)
 
 
+def structured_completion(ans: FullAnswer) -> str:
+    """A structured answer as the completion text it stands for (what the rewards and metrics read)."""
+    return (f"{ans.reasoning}</think><answer>\nverdict: {ans.verdict}\ncategory: {ans.category}\n"
+            f"interpretation: {ans.interpretation}\nroot_cause: {ans.root_cause}\naction: {ans.action}\n</answer>")
+
+
 def evaluate_examples(backend, examples: list[Example], variant: str, *, batch_size: int, max_new_tokens: int,
-                      progress: bool = True) -> dict:
-    """Generate for every example and score it; returns the metrics and per-sample timing."""
+                      structured: ExplainConfig | None = None, progress: bool = True) -> dict:
+    """Generate for every example and score it; returns the metrics and per-sample timing.
+
+    ``structured``: R-Log's detection examples are answered as the stream answers escalations
+    (``rlog.cascade.explain``) where the backend can; its other tasks are decoded."""
     from tqdm import tqdm
 
     params = GenerationParams(max_new_tokens, 0.0, ("</answer>",), logprobs=False)
@@ -56,8 +67,19 @@ def evaluate_examples(backend, examples: list[Example], variant: str, *, batch_s
     per_sample: list[float] = []
     tokens: list[int] = []
     bar = tqdm(total=len(examples), desc=f"eval {variant}", unit="ex", disable=not progress)
-    for i in range(0, len(examples), batch_size):
-        batch = examples[i:i + batch_size]
+    stepwise = variant == "full" and structured is not None and callable(getattr(backend, "transcript", None))
+    written = [e for e in examples if stepwise and e.task == "anomaly"]
+    decoded = [e for e in examples if not (stepwise and e.task == "anomaly")]
+    for e in written:  # as the stream's explain role writes it: the answer's fields under constraint
+        t0 = time.perf_counter()
+        with backend.transcript(e.prompt, written_budget(structured)) as t:
+            text = structured_completion(structured_answer(t, structured))
+        per_sample.append(time.perf_counter() - t0)
+        outputs.append((e, text))
+        tokens.append(backend.count_tokens(text))
+        bar.update(1)
+    for i in range(0, len(decoded), batch_size):
+        batch = decoded[i:i + batch_size]
         t0 = time.perf_counter()
         gens = backend.generate([e.prompt for e in batch], params)
         dt = time.perf_counter() - t0
@@ -200,7 +222,7 @@ def evaluate_stage(recipe: Recipe, variant: str, run: str | Path, stage: str, *,
         metrics = score_detection(backend, examples, batch_size=recipe.eval.batch_size, progress=progress)
     else:
         metrics = evaluate_examples(backend, examples, variant, batch_size=recipe.eval.batch_size,
-                                    max_new_tokens=max_new, progress=progress)
+                                    max_new_tokens=max_new, structured=ExplainConfig(), progress=progress)
     return {"recipe": recipe.name, "variant": variant, "stage": stage, "split": split, "model": backend.model_id,
             "model_spec": spec.model_dump(), "examples": len(examples), "data_stats": dict(stats),
             "elapsed_s": round(time.perf_counter() - t0, 1), **metrics}

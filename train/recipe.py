@@ -65,6 +65,12 @@ class DataSpec(_Spec):
     fast_rationale_chars: int = Field(
         100, ge=0, description="R-Log-fast's reference rationale is cut to this many characters; 0: none, the "
                                "completion is the verdict and </answer> alone, so the loss is the served score's")
+    max_per_category: int | None = Field(None, ge=1, description="training examples kept per root-cause category "
+                                                                 "(null: all), so no category dominates")
+    full_think_chars: int | None = Field(
+        None, ge=40, description="R-Log's reference analysis is cut to its conclusion, at most this many characters "
+                                 "(its answer is kept whole): serving writes a short analysis before the answer's "
+                                 "fields (cascade.explain.think_tokens); null: the whole trace")
 
 
 class SFTSpec(_Spec):
