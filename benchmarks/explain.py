@@ -12,6 +12,10 @@ session flagged by R-Log-fast, as in production). Per incident, its most telling
 - overlap: ROUGE-L of R-Log's root cause with the injected cause, of its action with the
   injected action (only over fields R-Log wrote);
 - latency per escalation.
+
+``trajectory_overlap`` adds the text side on real logs: R-Log's answers to the published
+root-cause, interpretation and solution tasks of the trajectories' validation split (the
+split the training recipe holds out), as BLEU-4 and ROUGE-L against the published answers.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 import orjson
 from tqdm import tqdm
 
+from rlog.backends.base import GenerationParams
 from rlog.cascade.alerts import pick_evidence
 from rlog.cascade.cascade import Cascade
 from rlog.cascade.fallback import category_of, complete
@@ -32,7 +37,7 @@ from rlog.contract.answers import FastAnswer
 from rlog.contract.representation import view_of
 from rlog.metrics import percentiles
 from rlog.pipeline.sessions import Session
-from train.rewards import rouge_l, words
+from train.rewards import overlap, rouge_l, split_answer, words
 
 
 def incident_sessions(sessions: Sequence[Session], limit: int | None = None) -> list[Session]:
@@ -120,3 +125,34 @@ def summarize(rows: list[dict]) -> dict:
     return {**block(rows), "ms": percentiles([r["ms"] for r in rows], (0.5, 0.95)),
             "by_scenario": {k: {"category": v[0]["category"], **block(v)} for k, v in sorted(by.items())},
             "rows": rows}
+
+
+TEXT_TASKS = ("interpretation", "root_cause", "solution")
+
+
+def trajectory_overlap(backend, data_dir: Path, *, per_task: int, max_new_tokens: int, progress: bool = True) -> dict:
+    """R-Log on the first ``per_task`` validation trajectories of each text task (the recipe's split)."""
+    from train.data import load_trajectories, trajectory_examples
+    from train.recipe import load_recipe
+
+    spec = load_recipe("tiny").data  # the shipped adapters' recipe decides what training held out
+    params = GenerationParams(max_new_tokens, 0.0, ("</answer>",), logprobs=False)
+    out: dict[str, dict] = {}
+    for task in TEXT_TASKS:
+        examples = [e for e in trajectory_examples(load_trajectories(data_dir, task), "full",
+                                                   val=spec.val_fraction, test=spec.test_fraction)
+                    if e.split == "val"][:per_task]
+        scores, answered, ms = [], 0, []
+        for e in tqdm(examples, unit="answer", desc=f"trajectories {task}", disable=not progress, file=sys.stderr):
+            t0 = time.perf_counter()
+            text = backend.generate([e.prompt], params)[0].text
+            ms.append((time.perf_counter() - t0) * 1000)
+            parts = split_answer("<think>" + text, "full")
+            answered += parts is not None
+            scores.append(overlap(parts[1] if parts else "", e.label))
+        n = len(scores)
+        out[task] = {"n": n, "answered": answered,
+                     "bleu4": round(sum(o.bleu4 for o in scores) / n, 3) if n else None,
+                     "rougeL": round(sum(o.rougeL for o in scores) / n, 3) if n else None,
+                     "ms": percentiles(ms, (0.5,))}
+    return out

@@ -112,6 +112,13 @@ def render_markdown(r: dict[str, Any]) -> str:
                          [[k, v["category"], str(v["incidents"]), _f(v["model_category_accuracy"]),
                            _f(v["rule_category_accuracy"]), _f(v["written_rate"]), _f(v["cause_rouge_l"])]
                           for k, v in e["by_scenario"].items()]), ""]
+        tr = e.get("trajectories")
+        if tr:
+            lines += ["R-Log on the published trajectories' validation split (real logs; answers decoded up to "
+                      "`</answer>`), against the published answers:", "",
+                      _table(["task", "answers", "in format", "BLEU-4", "ROUGE-L", "ms p50"],
+                             [[k, str(v["n"]), str(v["answered"]), _f(v["bleu4"]), _f(v["rougeL"]),
+                               _n(v["ms"].get("p50"))] for k, v in tr.items()]), ""]
     if r["cost"]:
         lines += ["## Model cost", "", _table(
             ["dataset", "lines", "sessions", "fast calls", "full calls", "model calls / 1k lines", "cache hit ratio",

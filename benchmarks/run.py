@@ -242,6 +242,13 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
             probe_summary["fast_f1_over_cascade_f1"] = round(fast_f1 / full_f1, 3) if fast_f1 and full_f1 else None
         if spec.explain is not None and full is not None:
             explanations = _explanations(spec, cfg, cascade_factory(), out, progress)
+            if spec.explain.trajectories and have_data and data_dir is not None:
+                from benchmarks.explain import trajectory_overlap
+
+                _say(f"explanations: R-Log on {spec.explain.trajectories} validation trajectories per text task")
+                explanations["trajectories"] = trajectory_overlap(
+                    full, data_dir, per_task=spec.explain.trajectories, max_new_tokens=spec.explain.trajectory_tokens,
+                    progress=progress)
         memory["bench_peak_rss_mb_with_models"] = own_peak_rss_mb()
     elif llm:
         skipped["models"] = "no dataset asks for the models"

@@ -86,6 +86,9 @@ class ExplainSpec(_Spec):
     fit_lines: int = Field(3000, ge=0, description="lines read first (seed + 1000), so novelty marks are as in "
                                                    "production")
     incidents: int | None = Field(None, ge=1, description="explain at most this many (fault types interleaved)")
+    trajectories: int = Field(0, ge=0, description="validation trajectories per text task (root cause, "
+                                                   "interpretation, solution) R-Log answers; 0: none")
+    trajectory_tokens: int = Field(192, ge=16, description="budget of each trajectory answer")
 
 
 class BenchSpec(_Spec):

@@ -235,7 +235,8 @@ def test_bench_with_models_and_the_streaming_path(tmp_path, tiny_model_dir):
 
     model = {"model": str(tiny_model_dir), "max_new_tokens": 6, "batch_size": 8}
     cfg = load_config(env={}, overrides={"cascade": {"fast": model, "full": {**model, "max_new_tokens": 8},
-                                                     "alert_on_unknown": True, "max_wait_s": 0.5, "scoring": "generate"}})
+                                                     "alert_on_unknown": True, "max_wait_s": 0.5, "scoring": "generate",
+                                                     "explain": {"structured": "off"}}})
     spec = BenchSpec.model_validate(yaml.safe_load(_spec(tmp_path, stream=True, stream_rate=200).read_text()))
     r = run_bench(spec, cfg, tmp_path / "out", data_dir=None, progress=False)
     rows = {x["method"]: x for x in r["detection"] if x["dataset"] == "sim"}
@@ -292,6 +293,10 @@ def test_quick_preset_runs_every_method_and_both_paths_with_the_shipped_models(t
     assert r["stream"]["bgl"]["unexpected_alerts"] == 0
     assert r["probe"]["sessions"] == 2 and r["probe"]["speedup_mean"] > 0
     assert r["cost"]["sim"]["fast_calls"] > 0 and "sim" in r["root_cause"]
+    e = r["explanations"]
+    assert e["incidents"] == 3 and e["readable_rate"] == 1.0 and len(e["by_scenario"]) == 3
+    assert {k: v["n"] for k, v in e["trajectories"].items()} == {"interpretation": 1, "root_cause": 1, "solution": 1}
+    assert "Explanations (simulated incidents)" in (out / "results.md").read_text()
     assert [p["system"] for p in r["parsing"]] == ["HDFS", "BGL", "Thunderbird", "OpenSSH"]
     assert r["environment"]["models"]["fast"]["adapter"].endswith("rlog-fast")
     for name in ("results.md", "f1.png", "latency.png", "throughput.png"):

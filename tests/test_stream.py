@@ -47,10 +47,12 @@ def worker_config(tmp_path: Path, model_dir: Path, name: str, **stream) -> tuple
     """A config reading simulator envelopes, with the tiny model failing open so every session alerts."""
     c = analysis_config()
     c["session"].update(size=10, timeout_s=3)
-    # scoring: generate keeps the decoded path, where a random model's unreadable answers fail open
+    # scoring: generate and explain.structured: off keep the decoded paths, where a random model's
+    # unreadable answers fail open (written under constraint, R-Log always answers)
     c["cascade"] = {"fast": {"model": str(model_dir), "max_new_tokens": 6, "batch_size": 8},
                     "full": {"model": str(model_dir), "max_new_tokens": 8, "batch_size": 8},
-                    "alert_on_unknown": True, "max_wait_s": 0.5, "scoring": "generate"}
+                    "alert_on_unknown": True, "max_wait_s": 0.5, "scoring": "generate",
+                    "explain": {"structured": "off"}}
     c["stream"] = {"app_id": name, "input_topic": f"{name}.raw", "prefix": name, "web_port": free_port(),
                    "state_interval_s": 0.5, "partitions": 2, **stream}
     p = tmp_path / f"{name}.yaml"
