@@ -249,6 +249,22 @@ def plot_all(r: dict[str, Any], out: Path) -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         made.append(_save(fig, out / "throughput.png"))
+    e = r.get("explanations") or {}
+    if e.get("by_scenario"):
+        faults = list(e["by_scenario"])
+        fig, ax = plt.subplots(figsize=(9, 4))
+        for i, (key, label) in enumerate((("model_category_accuracy", "R-Log"),
+                                          ("rule_category_accuracy", "evidence rule"))):
+            vals = [e["by_scenario"][f][key] or 0.0 for f in faults]
+            ax.bar([j + i * 0.4 for j in range(len(faults))], vals, 0.4, label=label)
+        ax.set_xticks([j + 0.2 for j in range(len(faults))], faults, rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("category accuracy")
+        ax.set_title(f"Root-cause category per fault type ({e['incidents']} incidents; R-Log overall "
+                     f"{_f(e['model_category_accuracy'], 2)}, rule {_f(e['rule_category_accuracy'], 2)})")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        made.append(_save(fig, out / "explanations.png"))
     return made
 
 

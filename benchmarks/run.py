@@ -199,7 +199,7 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
     probe_summary: dict | None = None
     explanations: dict | None = None
     llm_sets = [(ds, d) for ds, d in datasets if ds.llm and d.test] if llm else []
-    if llm_sets:
+    if llm_sets or (llm and spec.explain is not None):
         from benchmarks.llm import pick_probe_sessions, probe, run_cascade
         from rlog.cascade.cascade import Cascade
         from stream.runner import load_models
@@ -230,7 +230,7 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
                 trun = run_cascade(cascade_factory(), data.templates, desc=f"templates {ds.name}", progress=progress)
                 rows.append(score_row("rlog-fast", ds.name, "template", data.template_labels, trun.fast_pred))
                 rows.append(score_row("rlog", ds.name, "template", data.template_labels, trun.cascade_pred))
-        if spec.probe_sessions and full is not None:
+        if spec.probe_sessions and full is not None and llm_sets:
             ds, data = llm_sets[0]
             chosen = pick_probe_sessions(data.test, data.test_labels, spec.probe_sessions)
             p = probe(cascade_factory(), chosen, progress=progress)

@@ -299,7 +299,7 @@ def test_quick_preset_runs_every_method_and_both_paths_with_the_shipped_models(t
     assert "Explanations (simulated incidents)" in (out / "results.md").read_text()
     assert [p["system"] for p in r["parsing"]] == ["HDFS", "BGL", "Thunderbird", "OpenSSH"]
     assert r["environment"]["models"]["fast"]["adapter"].endswith("rlog-fast")
-    for name in ("results.md", "f1.png", "latency.png", "throughput.png"):
+    for name in ("results.md", "f1.png", "latency.png", "throughput.png", "explanations.png"):
         assert (out / name).stat().st_size > 0
 
 
