@@ -139,3 +139,47 @@ def test_tiny_recipe_builds_balanced_capped_splits():
     assert {e.source for e in fast["train"]} == {"rlog", "bgl-session", "bgl-template", "sim"}
     keys = {split: {e.key for e in part} for split, part in fast.items()}
     assert not keys["train"] & keys["val"] and not keys["train"] & keys["test"]
+
+
+def _incident(key: str, category: str | None, label: str = "abnormal"):
+    from train.data import Example
+
+    think = f'The line "disk failed": a disk failure. The immediate cause: worn disk. Category: {category}.'
+    answer = f"\nverdict: {label}\ncategory: {category or 'none'}\ninterpretation: x\nroot_cause: y\naction: z\n"
+    return Example("anomaly", "full", session_prompt(["disk <*> failed"], "full"), f"{think}</think><answer>{answer}"
+                   "</answer>", label, "sim", category=category, key=key)
+
+
+def test_category_drill_ends_at_the_scored_choice_without_the_answer_in_its_analysis():
+    from rlog.backends.transformers_backend import render_chat
+    from rlog.models import load_gguf_tokenizer
+    from train.data import category_drill
+
+    d = category_drill(_incident("k1", "storage"))
+    assert d.completion == " storage\n" and d.meta["drill"] == "category" and d.key == "k1#category"
+    assert d.prompt.prefill.startswith("<think>The line \"disk failed\"") and "Category:" not in d.prompt.prefill
+    assert d.prompt.prefill.endswith("</think><answer>\nverdict: abnormal\ncategory:")
+    from rlog.models import builtin_gguf
+
+    text = render_chat(load_gguf_tokenizer(builtin_gguf()), d.prompt)
+    assert text.endswith("category:")  # the prompt the trainer renders stops where serving scores
+
+
+def test_cap_per_category_keeps_every_category_and_passes_the_rest():
+    from train.data import cap_per_category
+
+    examples = [_incident(f"s{i}", "security") for i in range(10)] + [_incident("m", "memory"),
+                                                                      _incident("n", None, "normal")]
+    out = cap_per_category(examples, 3, seed=1)
+    assert Counter(e.category for e in out) == {"security": 3, "memory": 1, None: 1}
+    assert cap_per_category(examples, None, seed=1) == examples
+
+
+def test_the_full_recipe_adds_drills_to_training_only():
+    recipe = load_recipe("tiny").for_variant("full").model_copy(deep=True)
+    recipe.data.sources = ["sim"]
+    recipe.data.sim_runs = 2
+    recipe.data.category_drills = 5
+    splits = build_examples(recipe, "full")
+    assert sum(bool(e.meta.get("drill")) for e in splits["train"]) == 5
+    assert not any(e.meta.get("drill") for part in ("val", "test") for e in splits[part])

@@ -393,6 +393,21 @@ def shorten_full(completion: str, max_chars: int) -> str:
     return f"{short_rationale(head, max_chars)}{sep}{rest}"
 
 
+def category_drill(e: Example) -> Example:
+    """The example cut at ``category:``: the analysis and verdict given, the category alone to complete.
+
+    Serving scores the category as a choice at exactly this point (``rlog.cascade.explain``),
+    so this is the loss that choice needs; ``meta["drill"]`` keeps it out of evaluation and RL.
+    The analysis given is the reference's without its "Category: X." sentence: served, a short
+    analysis rarely gets that far, and a drill that could copy the answer would teach nothing.
+    """
+    # without the analysis' own "Category: X." the choice is learned from the logs, not copied
+    think = re.sub(r"\s*Category:\s*\w+\.?", "", e.completion.partition("</think>")[0]).strip()
+    prefill = f"{PREFILL['full']}{think}</think><answer>\nverdict: {e.label}\ncategory:"
+    return replace(e, prompt=ChatPrompt(e.prompt.messages, prefill), completion=f" {e.category}\n",
+                   key=f"{e.key}#category", meta={**e.meta, "drill": "category"})
+
+
 def build_examples(recipe, variant: Mode, *, stats: Counter | None = None,
                    count: TokenCounter | None = None) -> dict[str, list[Example]]:
     """All examples of a recipe for one variant, split, balanced (train) and capped.
@@ -437,6 +452,11 @@ def build_examples(recipe, variant: Mode, *, stats: Counter | None = None,
             part = cap_per_category(balance(part, spec.max_normal_ratio, recipe.seed), spec.max_per_category,
                                     recipe.seed)
             part = cap_per_task(part, spec.train_caps, recipe.seed)
+            if variant == "full" and spec.category_drills:
+                incidents = [e for e in part if e.task == "anomaly" and e.category and e.label == "abnormal"]
+                rng = random.Random(recipe.seed + 2)
+                chosen = rng.sample(incidents, min(spec.category_drills, len(incidents)))
+                part = part + [category_drill(e) for e in chosen]
         else:
             part = cap_per_task(part, spec.eval_caps, recipe.seed + 1)
         out[split] = sorted(part, key=lambda e: (TASKS.index(e.task), e.source, e.key))

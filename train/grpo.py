@@ -45,7 +45,7 @@ def run_grpo(recipe: Recipe, variant: str, run: str | Path, *, start: str | Path
     out = stage_dir(run, variant, "grpo")
     tok, model, _ = load_for_training(recipe, start)
     splits, stats = prepared_examples(recipe, variant, tok, g.max_prompt_tokens)
-    train = splits["train"]
+    train = [e for e in splits["train"] if not e.meta.get("drill")]  # drills teach one token: nothing to sample
     if g.max_train_prompts and len(train) > g.max_train_prompts:
         train = random.Random(recipe.seed).sample(train, g.max_train_prompts)
     log.info("GRPO %s: %d prompts (%s)", variant, len(train), dict(stats))

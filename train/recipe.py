@@ -67,6 +67,10 @@ class DataSpec(_Spec):
                                "completion is the verdict and </answer> alone, so the loss is the served score's")
     max_per_category: int | None = Field(None, ge=1, description="training examples kept per root-cause category "
                                                                  "(null: all), so no category dominates")
+    category_drills: int = Field(0, ge=0, description="R-Log: up to this many extra training examples, one per "
+                                                      "incident example, that stop at `category:` and complete with "
+                                                      "the category alone (the choice serving scores), so that one "
+                                                      "token is learned instead of diluted among a hundred")
     full_think_chars: int | None = Field(
         None, ge=40, description="R-Log's reference analysis is cut to its conclusion, at most this many characters "
                                  "(its answer is kept whole): serving writes a short analysis before the answer's "

@@ -194,11 +194,13 @@ def _full_section(recipe: Recipe, v: dict) -> str:
             + (f"; windows of {', '.join(str(w) for w in d.sim_windows)} lines in turn" if d.sim_windows else "")
             + "; the reference answer is the injected incident's category, cause and action")
     cap = f"; at most {d.max_per_category} examples per root-cause category" if d.max_per_category else ""
+    drills = (f"; plus {d.category_drills} category drills (the example cut at `category:`, the category alone "
+              "to complete: the token serving scores)" if d.category_drills else "")
     think = (f"; the reference analysis cut to its conclusion (≤ {d.full_think_chars} characters), as served "
              "(a short analysis, then the answer's fields)" if d.full_think_chars else "")
     lines = [f"- Data (`variants.full` of the recipe): {sims}{cap}), the published R-Log trajectories (all five tasks, "
              f"label-corrected with RationAnomaly's expert patch; caps {d.train_caps}), Loghub BGL 2k's training part; "
-             f"normal:abnormal at most {d.max_normal_ratio}:1{think}.",
+             f"normal:abnormal at most {d.max_normal_ratio}:1{think}{drills}.",
              f"- SFT (TRL `SFTTrainer`, loss on the completion only): lr {fr.sft.learning_rate}, {fr.sft.epochs} "
              f"epoch(s), effective batch {fr.sft.batch_size * fr.sft.grad_accum}, LoRA r={fr.lora.r}, "
              f"alpha={fr.lora.alpha} on {_layers(fr.lora.top_layers)}: {_train_line(v['train'].get('sft'))}."]
