@@ -13,6 +13,7 @@ last, whose logits the next step computes.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 from rlog.backends.base import BackendError
@@ -116,7 +117,7 @@ class HFTranscript:
             if len(self._cached) < base_cached:
                 self._forward(self._ids[len(self._cached): base_cached])
         top = max(totals)
-        weights = [pow(2.718281828459045, t - top) for t in totals]
+        weights = [math.exp(t - top) for t in totals]
         z = sum(weights)
         return [w / z for w in weights]
 

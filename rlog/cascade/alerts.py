@@ -28,7 +28,7 @@ def alert_id(source: str, session_id: str, sequence_key: str) -> str:
     return hashlib.blake2b(f"{source}\x1f{session_id}\x1f{sequence_key}".encode(), digest_size=10).hexdigest()
 
 
-def _marks(tid: str, lines: Sequence[SessionLine], entry: TemplateEntry | None) -> list[str]:
+def _marks(lines: Sequence[SessionLine], entry: TemplateEntry | None) -> list[str]:
     """Why a template is worth an operator's eye: it states a failure, carries a severity, is new or rare."""
     marks = []
     if any(SIGNAL.search(ln.template) or SIGNAL.search(ln.raw) for ln in lines):
@@ -61,7 +61,7 @@ def pick_evidence(session: Session, view: SessionView | None, n: int) -> list[di
         by_tid.setdefault(ln.template_id, []).append(ln)
     ranked = []
     for order, (tid, lines) in enumerate(by_tid.items()):
-        marks = _marks(tid, lines, entries.get(tid))
+        marks = _marks(lines, entries.get(tid))
         line = next((ln for ln in lines if SIGNAL.search(ln.raw)), lines[0])
         stamps = [ln.ts for ln in lines if ln.ts is not None]
         ranked.append((-_weight(marks), order, {
