@@ -7,7 +7,6 @@ import contextlib
 import logging
 from pathlib import Path
 
-from rlog.cascade.alerts import headline
 from rlog.cli.common import add_config_flags, add_pipeline_flags, config_from_args
 from rlog.config import ConfigError, RlogConfig
 from rlog.tables import format_table
@@ -113,6 +112,8 @@ def render_report(r, cfg: RlogConfig) -> str:
         ]
     out = [f"rlog analyze {r.path}  ({r.elapsed_s:.1f}s)", format_table(("what", "count", "detail"), rows)]
     if r.alerts:
+        from rlog.cascade.alerts import headline  # pulls Drain3: only when there are alerts to show
+
         arows = []
         for al in r.alerts:
             conf = f"{al.confidence:.2f}" if al.confidence is not None else "-"
