@@ -158,6 +158,11 @@ class ExplainConfig(_Section):
     field_tokens: int = Field(24, ge=4, description="budget of each of interpretation, root cause and action")
     repetition_penalty: float = Field(1.3, ge=1.0, le=3.0, description="on the tokens a generation already wrote")
     no_repeat_ngram: int = Field(3, ge=0, description="a generation never repeats its own n-gram of this size (0: off)")
+    category: Literal["fitted", "rlog", "rule"] = Field(
+        "fitted", description="who names the alert's category: fitted: the category model (category_model), "
+                              "reading the evidence; rlog: R-Log's own choice; rule: the evidence's keywords alone")
+    category_model: str = Field("rlog", description="fitted: the adapter folder (or built-in name) whose "
+                                                     "rlog_category.json is the category model (`rlog train category`)")
 
 
 class CascadeConfig(_Section):

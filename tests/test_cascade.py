@@ -105,7 +105,7 @@ class _Named:
 
 
 def test_alerts_from_decisions():
-    cfg = CascadeConfig(evidence_lines=2)
+    cfg = CascadeConfig(evidence_lines=2, explain={"category": "rlog"})  # R-Log's own category stands
     cas = Cascade(_Named("fast-m"), _Named("full-m"), cfg)
     s1, s2, s3 = session("w1", ["x", "disk error <*>"]), session("w2", ["x"]), session("w3", ["y"])
     full = FullAnswer("abnormal", "storage", "disk died", "worn disk", "replace it")

@@ -191,14 +191,19 @@ def test_an_adversarial_model_still_yields_readable_alerts_that_match_the_schema
 
 
 def test_alerts_without_any_full_model_are_readable_too(tiny_backend):
-    cfg = CascadeConfig(fast=ModelSpec(max_new_tokens=4), scoring="logits", threshold=0.01, band=0.0, escalate=False)
+    cfg = CascadeConfig(fast=ModelSpec(max_new_tokens=4), scoring="logits", threshold=0.01, band=0.0, escalate=False,
+                        explain={"category": "rule"})
     cas = Cascade(tiny_backend, None, cfg)
     alerts = cas.alerts(cas.judge([crafted("a", "disk sda failed: I/O error")]))
     assert len(alerts) == 1
     a = alerts[0]
     _validate(a)
     assert not a.escalated and a.fallback == ["category", "interpretation", "root_cause", "action"]
-    assert a.category == "storage" and a.headline == "disk sda failed: I/O error"
+    assert a.category == "storage" and a.headline == "disk sda failed: I/O error" and a.category_by == "rule"
+    fitted = Cascade(tiny_backend, None, cfg.model_copy(update={"explain": ExplainConfig()}))
+    (b,) = fitted.alerts(fitted.judge([crafted("a", "disk sda failed: I/O error")]))
+    _validate(b)  # without R-Log, the category model still names the category (with its probability)
+    assert b.category_by == "fitted" and b.category_confidence is not None and "category" not in b.fallback
 
 
 def test_structured_on_needs_a_backend_that_writes_in_steps(tiny_backend):

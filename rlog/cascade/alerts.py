@@ -127,6 +127,7 @@ class Alert:
     errors: list[str] = field(default_factory=list)
     close_reason: str = ""
     fallback: list[str] = field(default_factory=list)  # fields filled from the evidence, not written by a model
+    category_by: str = "rlog"  # who named the category: rlog, fitted (the category model) or rule (keywords)
     schema: str = SCHEMA
 
     def to_dict(self) -> dict:

@@ -18,12 +18,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from rlog.backends.base import Backend, BackendError, Generation, GenerationParams
 from rlog.cascade.alerts import Alert, alert_id, headline_of, pick_evidence
+from rlog.cascade.category import CategoryModel, category_model_for
 from rlog.cascade.explain import structured_answer, written_budget
-from rlog.cascade.fallback import complete
+from rlog.cascade.fallback import category_of, complete
 from rlog.cascade.memory import KnownNormal, VerdictCache, sequence_key
 from rlog.config import CascadeConfig
 from rlog.contract.answers import FastAnswer, FullAnswer, parse_fast, parse_full
@@ -142,6 +143,9 @@ class Cascade:
     def __init__(self, fast: Backend, full: Backend | None, cfg: CascadeConfig,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.fast, self.full, self.cfg = fast, full, cfg
+        # who names categories: the fitted evidence model (shipped with the built-in R-Log adapter), when asked
+        self.categories: CategoryModel | None = (category_model_for(cfg.explain.category_model)
+                                                 if cfg.explain.category == "fitted" else None)
         size = cfg.memory.size
         self.cache = VerdictCache(size)  # final decisions (fast + full) of judge()
         self.fast_cache = VerdictCache(size)  # fast-only decisions of judge(escalate=False)
@@ -257,17 +261,19 @@ class Cascade:
         if self.full is None:
             raise BackendError("escalation needs a full model (cascade.full), but none is loaded")
         keys = list(todo)
-        prompts = [self.prompt(todo[k], "full") for k in keys]
+        views = {k: view_of(todo[k], self.cfg.view) for k in keys}
+        prompts = [self._prompt_of(views[k], "full") for k in keys]
         full = self.full
         if self.structured:
             budget = written_budget(self.cfg.explain)
-            jobs = [(p, (settled or {}).get(k)) for k, p in zip(keys, prompts, strict=True)]
+            jobs = [(p, (settled or {}).get(k), self._category(todo[k], views[k]))
+                    for k, p in zip(keys, prompts, strict=True)]
 
             def write(chunk):
                 out = []
-                for prompt, verdict in chunk:
+                for prompt, verdict, category in chunk:
                     with full.transcript(prompt, budget) as t:  # type: ignore[attr-defined]
-                        out.append(structured_answer(t, self.cfg.explain, continue_as=verdict))
+                        out.append(structured_answer(t, self.cfg.explain, continue_as=verdict, category=category))
                 return out
 
             answers, ms = self._run("full", full, jobs, write, batch_size=1)  # written one by one: own latency
@@ -280,6 +286,16 @@ class Cascade:
             self.stats.malformed_full += not ans.ok
             out[k] = (ans, t)
         return out
+
+    def _category(self, session: Session, view: SessionView) -> tuple[str, float | None] | None:
+        """The category the cascade names (and its probability), or None when R-Log's own choice stands."""
+        if self.cfg.explain.category == "rlog":
+            return None
+        evidence = pick_evidence(session, view, self.cfg.evidence_lines)
+        if self.categories is not None:
+            cat, p = self.categories.choose(evidence)
+            return cat, round(p, 4)
+        return category_of(evidence), None  # rule
 
     def _settled(self, fast: FastAnswer) -> str | None:
         """The verdict already final before R-Log answers: 'abnormal' when R-Log-fast flagged the session
@@ -404,9 +420,19 @@ class Cascade:
             if d.verdict != "abnormal" and not (d.verdict == "unknown" and self.cfg.alert_on_unknown):
                 continue
             key = sequence_key(sequence_of(s))
-            evidence = pick_evidence(s, view_of(s, self.cfg.view), self.cfg.evidence_lines)
+            view = view_of(s, self.cfg.view)
+            evidence = pick_evidence(s, view, self.cfg.evidence_lines)
+            answer, category_by = d.full, "rlog"
+            decided = self._category(s, view)
+            if decided is not None:  # the cascade names the category (the structured path already wrote it)
+                category_by = self.cfg.explain.category
+                answer = replace(answer or FullAnswer(None), category=decided[0], category_p=decided[1])
+                if category_by == "rule":
+                    answer = replace(answer, fallback=[*answer.fallback, "category"])
             # never unreadable: what R-Log left empty (or an alert R-Log never saw) is filled from the evidence
-            full = complete(d.full, s, evidence)
+            full = complete(answer, s, evidence)
+            if "category" in full.fallback:
+                category_by = "rule"
             models = {"fast": self.fast.model_id if self.fast is not None else self.cfg.fast.model}
             if d.full is not None and self.full is not None:
                 models["full"] = self.full.model_id
@@ -426,7 +452,7 @@ class Cascade:
                 rationale=d.fast.rationale, escalated=d.escalated, cached=was_cached, models=models,
                 latency_ms={"fast": 0.0 if was_cached else round(d.fast_ms, 1),
                             "full": 0.0 if was_cached else round(d.full_ms, 1)},
-                errors=d.errors, close_reason=s.close_reason, fallback=full.fallback,
+                errors=d.errors, close_reason=s.close_reason, fallback=full.fallback, category_by=category_by,
             ))
         self.stats.alerts += len(out)
         return out

@@ -49,12 +49,15 @@ def tidy_text(text: str, finish: str) -> str:
     return "" if _EMPTY.match(text) else text
 
 
-def structured_answer(t: Transcript, cfg: ExplainConfig, *, continue_as: str | None = None) -> FullAnswer:
+def structured_answer(t: Transcript, cfg: ExplainConfig, *, continue_as: str | None = None,
+                      category: tuple[str, float | None] | None = None) -> FullAnswer:
     """Write R-Log's answer on ``t`` (a transcript of the full prompt, prefill ``<think>`` included).
 
     ``continue_as``: the verdict the rest of the answer is written under, when the cascade
     has already decided it (R-Log-fast flagged the session and R-Log may not clear it);
-    R-Log's own verdict and its probability are still scored and returned.
+    R-Log's own verdict and its probability are still scored and returned. ``category``:
+    the category (and its probability) the cascade names (``cascade.explain.category``);
+    the texts are then written under it, while R-Log's own choice stays in ``fields``.
     """
     base, reasoning = t.text, ""
     if cfg.think_tokens > 0:
@@ -67,13 +70,16 @@ def structured_answer(t: Transcript, cfg: ExplainConfig, *, continue_as: str | N
     t.extend(f" {continue_as or verdict}\ncategory:")
     p_cat = t.choose([" " + c for c in CATEGORIES], "\n")
     best = max(range(len(CATEGORIES)), key=p_cat.__getitem__)
-    t.extend(" " + CATEGORIES[best])
+    own, shown, shown_p = CATEGORIES[best], CATEGORIES[best], p_cat[best]
+    if category is not None:
+        shown, shown_p = category
+    t.extend(" " + shown)
     values: dict[str, str] = {}
     for name in TEXT_FIELDS:
         t.extend(f"\n{name}:")
         raw_value, finish = t.generate(cfg.field_tokens, ("\n", "</answer>"), cfg.repetition_penalty,
                                        cfg.no_repeat_ngram)
         values[name] = tidy_text(raw_value, finish)
-    return FullAnswer(verdict, CATEGORIES[best], values["interpretation"], values["root_cause"], values["action"],
-                      reasoning, fields={"verdict": verdict, "category": CATEGORIES[best], **values},
-                      p_abnormal=round(p_abnormal, 4), category_p=round(p_cat[best], 4))
+    return FullAnswer(verdict, shown, values["interpretation"], values["root_cause"], values["action"],
+                      reasoning, fields={"verdict": verdict, "category": own, **values},
+                      p_abnormal=round(p_abnormal, 4), category_p=None if shown_p is None else round(shown_p, 4))

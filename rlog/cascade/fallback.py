@@ -23,7 +23,7 @@ from rlog.pipeline.sessions import Session
 CATEGORY_HINTS: tuple[tuple[str, re.Pattern], ...] = tuple((c, re.compile(p, re.IGNORECASE)) for c, p in (
     ("security", r"\b(auth\w*|login|password|permission denied|access denied|certificate|tls|ssl|unauthori[sz]ed|"
                  r"forbidden|brute|invalid user|intrusion)\b"),
-    ("memory", r"\b(out of memory|oom\w*|heap|memory|malloc|gc overhead|swap)\b"),
+    ("memory", r"\b(out of memory|outofmemory\w*|oom\w*|heap|memory|malloc|gc overhead|swap)\b"),
     ("storage", r"\b(disk|filesystem|file system|mount\w*|i/o error|volume|raid|no space|inode|sector|hdfs|"
                 r"replica\w*|block)\b"),
     ("network", r"\b(connection|network|socket|unreachable|timed out|timeout|dns|packet|link down|refused|route|"
@@ -31,7 +31,8 @@ CATEGORY_HINTS: tuple[tuple[str, re.Pattern], ...] = tuple((c, re.compile(p, re.
     ("hardware", r"\b(machine check|mce|ecc|cpu|temperature|fan|power|voltage|hardware|node card|parity|"
                  r"kernel panic|bios|firmware)\b"),
     ("configuration", r"\b(config\w*|property|setting|invalid value|missing key|parameter|option|misconfigur\w*)\b"),
-    ("dependency", r"\b(upstream|dependency|service unavailable|503|circuit breaker|database|backend)\b"),
+    ("dependency", r"\b(upstream|dependency|service unavailable|503|circuit breaker|database|backend|jdbc|sql\w*|"
+                   r"postgres\w*|mysql|mongo\w*|redis|db|connection pool)\b"),
 ))
 
 # What an operator should do first, per category: generic, and marked as such in the alert.
