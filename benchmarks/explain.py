@@ -5,8 +5,10 @@ are each explained once, through the stream's explain role (``Cascade.explain``,
 session flagged by R-Log-fast, as in production). Per incident, its most telling session
 (most abnormal lines) is the one explained. Scored against what was injected:
 
-- category: R-Log's choice vs the fault's; side by side with the evidence rule alone
-  (``rlog.cascade.fallback.category_of``, the baseline a model must beat);
+- category: what the alert names (by ``cascade.explain.category``: the fitted category
+  model by default) vs the fault's, with a 95% interval; side by side with R-Log's own
+  scored choice and the evidence rule alone (``rlog.cascade.fallback.category_of``, the
+  baseline a model must beat);
 - written: R-Log wrote interpretation, root cause and action itself (no field filled from
   the evidence); readable: the alert has all four (after the fallback: always, by design);
 - overlap: ROUGE-L of R-Log's root cause with the injected cause, of its action with the
@@ -20,6 +22,7 @@ split the training recipe holds out), as BLEU-4 and ROUGE-L against the publishe
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import defaultdict
@@ -84,15 +87,19 @@ def evaluate_explanations(cascade: Cascade, sessions: Sequence[Session], inciden
         _, d, _ = cascade.explain([(s, FastAnswer("abnormal", 1.0, p_abnormal=1.0), 0.0)])[0]
         ms = (time.perf_counter() - t0) * 1000
         full = d.full if d.full is not None and d.full.ok else None
-        alert = complete(d.full, s, evidence)
+        alert = cascade.alerts([(s, d, False)])[0] if d.verdict == "abnormal" else None
+        shown = alert if alert is not None else complete(d.full, s, evidence)
         written = full is not None and all(getattr(full, k).strip() for k in ("interpretation", "root_cause", "action"))
         rows.append({
             "session_id": s.session_id, "incident": truth.incident, "scenario": truth.scenario,
-            "category": truth.category, "model_category": full.category if full else None,
-            "category_p": full.category_p if full else None, "rule_category": category_of(evidence),
-            "written": written, "readable": bool(alert.category and alert.interpretation and alert.root_cause
-                                                 and alert.action),
-            "fallback": alert.fallback,
+            "category": truth.category, "alert_category": shown.category,
+            "category_by": alert.category_by if alert is not None else "rule",
+            "category_p": shown.category_confidence if alert is not None else None,
+            "rlog_category": (full.fields.get("category") or full.category) if full else None,
+            "rule_category": category_of(evidence),
+            "written": written, "readable": bool(shown.category and shown.interpretation and shown.root_cause
+                                                 and shown.action),
+            "fallback": shown.fallback,
             "cause_rouge_l": _overlap(full.root_cause, inc.get("cause", "")) if full and full.root_cause else None,
             "action_rouge_l": _overlap(full.action, inc.get("action", "")) if full and full.action else None,
             "root_cause": full.root_cause if full else "", "action": full.action if full else "",
@@ -109,11 +116,23 @@ def _mean(xs: Sequence[float | None]) -> float | None:
     return round(sum(vals) / len(vals), 3) if vals else None
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> list[float] | None:
+    """The 95% Wilson interval of k successes in n (small samples: an interval, not a point)."""
+    if not n:
+        return None
+    p = k / n
+    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(max(0.0, mid - half), 3), round(min(1.0, mid + half), 3)]
+
+
 def summarize(rows: list[dict]) -> dict:
     """Totals and per fault type (pure)."""
     def block(rs: list[dict]) -> dict:
+        hits = [r["alert_category"] == r["category"] for r in rs]
         return {"incidents": len(rs),
-                "model_category_accuracy": _share([r["model_category"] == r["category"] for r in rs]),
+                "category_accuracy": _share(hits), "category_interval": wilson(sum(hits), len(hits)),
+                "rlog_category_accuracy": _share([r["rlog_category"] == r["category"] for r in rs]),
                 "rule_category_accuracy": _share([r["rule_category"] == r["category"] for r in rs]),
                 "written_rate": _share([r["written"] for r in rs]), "readable_rate": _share([r["readable"] for r in rs]),
                 "cause_rouge_l": _mean([r["cause_rouge_l"] for r in rs]),
@@ -122,7 +141,9 @@ def summarize(rows: list[dict]) -> dict:
     by: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by[r["scenario"]].append(r)
-    return {**block(rows), "ms": percentiles([r["ms"] for r in rows], (0.5, 0.95)),
+    by_who = sorted({r["category_by"] for r in rows})
+    return {**block(rows), "category_by": ", ".join(by_who) or None,
+            "ms": percentiles([r["ms"] for r in rows], (0.5, 0.95)),
             "by_scenario": {k: {"category": v[0]["category"], **block(v)} for k, v in sorted(by.items())},
             "rows": rows}
 

@@ -21,6 +21,10 @@ def _f(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def _iv(v: Any) -> str:
+    return "–" if not v else f"{v[0]:.2f}–{v[1]:.2f}"
+
+
 def _n(v: Any) -> str:
     if v is None:
         return "–"
@@ -96,22 +100,24 @@ def render_markdown(r: dict[str, Any]) -> str:
     if e and e.get("incidents"):
         lines += ["## Explanations (simulated incidents)", "",
                   f"{e['source']}: each of {e['incidents']} fault incidents explained once by R-Log through the "
-                  "stream's explain role (its most telling session, flagged as R-Log-fast would). Category: R-Log's "
-                  "scored choice among the taxonomy vs the injected fault's, beside the evidence rule alone (the "
-                  "words of the failing lines; what fills an alert when no model answers). Written: R-Log wrote "
+                  "stream's explain role (its most telling session, flagged as R-Log-fast would). Category: what the "
+                  f"alert names (by {e.get('category_by', 'the cascade')}), with its 95% interval, vs the injected "
+                  "fault's, beside R-Log's own scored choice among the taxonomy and the evidence rule alone (the "
+                  "words of the failing lines). Written: R-Log wrote "
                   "interpretation, root cause and action itself; readable: the alert has all four after the "
                   "evidence fills the gaps. ROUGE-L: R-Log's root cause / action against the injected ones.", "",
-                  _table(["method", "category accuracy", "written", "readable", "root cause ROUGE-L",
+                  _table(["method", "category accuracy", "95% interval", "written", "readable", "root cause ROUGE-L",
                           "action ROUGE-L", "ms p50 / p95"],
-                         [["R-Log", _f(e["model_category_accuracy"]), _f(e["written_rate"]), _f(e["readable_rate"]),
-                           _f(e["cause_rouge_l"]), _f(e["action_rouge_l"]),
-                           f"{_n(e['ms'].get('p50'))} / {_n(e['ms'].get('p95'))}"],
-                          ["evidence rule", _f(e["rule_category_accuracy"]), "–", "1.000", "–", "–", "–"]]), "",
-                  _table(["fault", "category", "incidents", "R-Log category", "rule category", "written",
+                         [["alert (R-Log + category model)", _f(e["category_accuracy"]), _iv(e["category_interval"]),
+                           _f(e["written_rate"]), _f(e["readable_rate"]), _f(e["cause_rouge_l"]),
+                           _f(e["action_rouge_l"]), f"{_n(e['ms'].get('p50'))} / {_n(e['ms'].get('p95'))}"],
+                          ["R-Log's own category", _f(e["rlog_category_accuracy"]), "–", "–", "–", "–", "–", "–"],
+                          ["evidence rule", _f(e["rule_category_accuracy"]), "–", "–", "1.000", "–", "–", "–"]]), "",
+                  _table(["fault", "category", "incidents", "alert category", "R-Log's own", "rule", "written",
                           "root cause ROUGE-L"],
-                         [[k, v["category"], str(v["incidents"]), _f(v["model_category_accuracy"]),
-                           _f(v["rule_category_accuracy"]), _f(v["written_rate"]), _f(v["cause_rouge_l"])]
-                          for k, v in e["by_scenario"].items()]), ""]
+                         [[k, v["category"], str(v["incidents"]), _f(v["category_accuracy"]),
+                           _f(v["rlog_category_accuracy"]), _f(v["rule_category_accuracy"]), _f(v["written_rate"]),
+                           _f(v["cause_rouge_l"])] for k, v in e["by_scenario"].items()]), ""]
         tr = e.get("trajectories")
         if tr:
             lines += ["R-Log on the published trajectories' validation split (real logs; answers decoded up to "
@@ -253,15 +259,16 @@ def plot_all(r: dict[str, Any], out: Path) -> list[Path]:
     if e.get("by_scenario"):
         faults = list(e["by_scenario"])
         fig, ax = plt.subplots(figsize=(9, 4))
-        for i, (key, label) in enumerate((("model_category_accuracy", "R-Log"),
+        for i, (key, label) in enumerate((("category_accuracy", "alert"), ("rlog_category_accuracy", "R-Log's own"),
                                           ("rule_category_accuracy", "evidence rule"))):
             vals = [e["by_scenario"][f][key] or 0.0 for f in faults]
-            ax.bar([j + i * 0.4 for j in range(len(faults))], vals, 0.4, label=label)
-        ax.set_xticks([j + 0.2 for j in range(len(faults))], faults, rotation=30, ha="right", fontsize=8)
+            ax.bar([j + i * 0.28 for j in range(len(faults))], vals, 0.28, label=label)
+        ax.set_xticks([j + 0.28 for j in range(len(faults))], faults, rotation=30, ha="right", fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("category accuracy")
-        ax.set_title(f"Root-cause category per fault type ({e['incidents']} incidents; R-Log overall "
-                     f"{_f(e['model_category_accuracy'], 2)}, rule {_f(e['rule_category_accuracy'], 2)})")
+        ax.set_title(f"Root-cause category per fault type ({e['incidents']} incidents; alert "
+                     f"{_f(e['category_accuracy'], 2)}, R-Log's own {_f(e['rlog_category_accuracy'], 2)}, rule "
+                     f"{_f(e['rule_category_accuracy'], 2)})", fontsize=9)
         ax.legend(fontsize=8)
         fig.tight_layout()
         made.append(_save(fig, out / "explanations.png"))

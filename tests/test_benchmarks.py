@@ -349,7 +349,9 @@ def test_explanations_pick_each_incidents_most_telling_session_and_score_it(tiny
     res = evaluate_explanations(cas, chosen, incidents, progress=False)
     assert res["incidents"] == 3 and res["readable_rate"] == 1.0
     assert res["rule_category_accuracy"] == 1.0  # the failing lines' words name storage / network
-    assert 0.0 <= res["model_category_accuracy"] <= 1.0 and set(res["by_scenario"]) == {"disk_failure",
-                                                                                      "network_partition"}
-    assert all(r["model_category"] is not None for r in res["rows"]) and res["ms"]["p50"] > 0
+    assert 0.0 <= res["category_accuracy"] <= 1.0 and set(res["by_scenario"]) == {"disk_failure", "network_partition"}
+    lo, hi = res["category_interval"]
+    assert 0.0 <= lo <= res["category_accuracy"] <= hi <= 1.0 and res["category_by"] == "fitted"
+    assert all(r["alert_category"] is not None and r["rlog_category"] is not None for r in res["rows"])
+    assert res["ms"]["p50"] > 0
     assert cas.stats.escalations == 3
