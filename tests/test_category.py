@@ -133,3 +133,14 @@ def test_the_cascade_says_who_named_the_category(tiny_backend, who):
         assert alert.category == "memory" and "category" in alert.fallback and alert.category_confidence is None
     else:
         assert cas.categories is None and "category" not in alert.fallback and alert.category_confidence > 0
+
+
+def test_the_model_card_section_reports_the_fit():
+    from train.ship import category_section, insert_before_results
+
+    rep = fit_report(_examples(), l2=0.001, iters=300)
+    section = category_section({**rep.fit, "seeds": [11, 111]})
+    assert "| oom | memory | no | 12 |" in section and "simulated runs 11, 111" in section
+    card = insert_before_results("# card\n\n## How\n\ntext\n\n## Results\n\nnumbers\n", section)
+    assert card.index("### Category model") < card.index("## Results") and card.startswith("# card")
+    assert insert_before_results("# card\n", "X\n").endswith("X\n")

@@ -149,6 +149,8 @@ def test_pick_calibrate_and_reship_fast_only(trained_run, recipe_file, tmp_path,
     card = (out / "MODEL_CARD.md").read_text()
     assert f"threshold **{cal.threshold}**" in card and f"**{rec['picked']}**" in card
     assert "fused with the session's evidence" in card
+    assert (out / "rlog" / "rlog_category.json").is_file() and "### Category model" in card  # kept with R-Log
+    assert card.index("### Category model") < card.index("## Results")
 
 
 def test_average_precision():

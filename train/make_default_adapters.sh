@@ -40,6 +40,11 @@ for v in $VARIANTS; do
   done
 done
 last() { echo "${1##* }"; }
+# The alert's category model (evidence only, seconds): fitted into the R-Log run, shipped beside it.
+full_final="$RUN/full/$(last "$FULL_STAGES")/final"
+if [ -d "$full_final" ] && [ ! -f "$full_final/rlog_category.json" ]; then
+  t rlog train category --recipe "$RECIPE" --adapter "$full_final" --quiet
+fi
 stage_args=(--stage "fast=$(last "$FAST_STAGES")" --stage "full=$(last "$FULL_STAGES")")
 if [ "$VARIANTS" = "fast full" ] || [ "$VARIANTS" = "full fast" ]; then variant=both; else variant=$VARIANTS; fi
 rlog train ship --recipe "$RECIPE" --run "$RUN" --out "$SHIP" --variant "$variant" "${stage_args[@]}"

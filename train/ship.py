@@ -15,6 +15,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from rlog.cascade.category import CATEGORY_FILE, load_category_model
 from rlog.models import Fusion, ModelNotFound
 from train.export import export_model
 from train.recipe import RECIPES_DIR, Recipe
@@ -106,7 +107,12 @@ def ship(recipe: Recipe, run: str | Path, out: str | Path, *, stages: dict[str, 
         if not (src / "adapter_config.json").is_file():
             raise ModelNotFound(f"{src} holds no LoRA adapter: train the {variant} variant first "
                                     f"(train/make_default_adapters.sh)")
+        # the category model reads evidence, not the adapter's weights: the run's own, else the shipped one stays
+        category = src / CATEGORY_FILE if (src / CATEGORY_FILE).is_file() else out / name / CATEGORY_FILE
+        category_bytes = category.read_bytes() if category.is_file() else None
         exported[variant] = export_model(src, out / name, base_model=recipe.base_model, dtype="float16")
+        if category_bytes is not None:
+            (exported[variant] / CATEGORY_FILE).write_bytes(category_bytes)
         for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json"):
             (exported[variant] / f).unlink(missing_ok=True)  # the base model's own tokenizer serves
     results = collect(run, recipe.eval.split, variants)
@@ -125,8 +131,42 @@ def ship(recipe: Recipe, run: str | Path, out: str | Path, *, stages: dict[str, 
               "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}", "shipped_at": time.strftime("%Y-%m-%d"),
               "results": results}
     (out / "metrics.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    (out / "MODEL_CARD.md").write_text(model_card(recipe, results, record, exported), encoding="utf-8")
+    card = model_card(recipe, results, record, exported)
+    cat = load_category_model(out / SHIPPED_NAMES["full"])
+    if cat is not None:
+        card = insert_before_results(card, category_section(cat.fit))
+    (out / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     return out
+
+
+def insert_before_results(card: str, section: str) -> str:
+    """``section`` placed before the card's results (at the end when it has none)."""
+    at = card.find("\n## Results")
+    return card + "\n" + section if at < 0 else card[: at + 1] + section + "\n" + card[at + 1:]
+
+
+def category_section(fit: dict) -> str:
+    """The model card's words on the category model (``rlog_category.json`` beside R-Log)."""
+    loso = fit.get("leave_one_fault_type_out", {})
+    rows = "\n".join(f"| {k} | {v['category']} | {'yes' if v['category_seen'] else 'no'} | {v['n']} | "
+                     f"{v['fitted_without']} | {v['rule']} |" for k, v in loso.items())
+    return f"""### Category model (`rlog/rlog_category.json`)
+
+The category an alert names (`cascade.explain.category: fitted`): a softmax over the hint words of
+the evidence (earliest failing line, earliest line naming a category, shares on failing and other
+lines) with a cross-category matrix, fitted by `rlog train category` on {fit.get('n')} abnormal windows
+of simulated runs {', '.join(map(str, fit.get('seeds', [])))} (every fault type; {fit.get('fit_s')} s CPU). Accuracy on them
+{fit.get('accuracy')} (keyword rule {fit.get('rule_accuracy')}). Each fault type scored by a model fitted without it
+(where it is the only fault of its category, the category itself is unseen):
+
+| fault type | category | category seen | windows | fitted without it | keyword rule |
+|---|---|---|---|---|---|
+{rows}
+
+Mean: fitted {fit.get('leave_one_fault_type_out_mean')}, rule {fit.get('rule_mean')}; where the category was seen: fitted
+{fit.get('seen_category_mean')}, rule {fit.get('seen_category_rule_mean')}. It learns the simulator's conventions well and a
+new kind of incident less well than its words alone would suggest: read its category with its probability.
+"""
 
 
 def _train_line(meta: dict | None) -> str:

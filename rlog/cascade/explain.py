@@ -5,7 +5,9 @@ writes the answer (7 of 31 escalations readable in the demo before this). So the
 is written in steps on one transcript (``rlog.backends.base.Transcript``), in the exact
 shape R-Log is trained on:
 
-1. ``<think>`` a short analysis (``explain.think_tokens``), cut at its last full sentence;
+1. ``<think>`` a short analysis (``explain.think_tokens``), cut at its last full sentence
+   (none by default: on 2 CPU cores each token costs ~50 ms, and the shipped 135M R-Log's
+   analysis did not make its fields better; a GPU deployment can afford one);
 2. ``</think><answer>\\nverdict:`` forced, then normal / abnormal chosen by scoring both
    (its probability is the answer's ``p_abnormal``);
 3. ``category:`` forced, then one of the taxonomy chosen by scoring each (probability in
