@@ -399,6 +399,13 @@ def test_demo_runs_the_whole_plugin_and_stops_cleanly(tiny_model_dir, tmp_path):
     assert f"{len(rows)} sessions judged" in r.stdout
     assert "worker and broker stopped" in r.stdout
     assert (out / "alerts.jsonl").exists() and (out / "worker.log").stat().st_size > 0
+    import jsonschema
+
+    from rlog.cascade.alerts import alert_schema
+
+    schema = alert_schema()
+    for line in (out / "alerts.jsonl").read_bytes().splitlines():  # every alert the demo wrote has the v1 shape
+        jsonschema.validate(orjson.loads(line), schema)
 
 
 def test_missing_model_is_a_clear_error_before_joining(broker, tmp_path):
