@@ -266,7 +266,8 @@ class Cascade:
         full = self.full
         if self.structured:
             budget = written_budget(self.cfg.explain)
-            jobs = [(p, (settled or {}).get(k), self._category(todo[k], views[k]))
+            jobs = [(p, (settled or {}).get(k),
+                     self._category(pick_evidence(todo[k], views[k], self.cfg.evidence_lines)))
                     for k, p in zip(keys, prompts, strict=True)]
 
             def write(chunk):
@@ -287,11 +288,11 @@ class Cascade:
             out[k] = (ans, t)
         return out
 
-    def _category(self, session: Session, view: SessionView) -> tuple[str, float | None] | None:
-        """The category the cascade names (and its probability), or None when R-Log's own choice stands."""
+    def _category(self, evidence: Sequence[dict]) -> tuple[str, float | None] | None:
+        """The category the cascade names for this evidence (and its probability), or None when R-Log's
+        own choice stands."""
         if self.cfg.explain.category == "rlog":
             return None
-        evidence = pick_evidence(session, view, self.cfg.evidence_lines)
         if self.categories is not None:
             cat, p = self.categories.choose(evidence)
             return cat, round(p, 4)
@@ -420,19 +421,16 @@ class Cascade:
             if d.verdict != "abnormal" and not (d.verdict == "unknown" and self.cfg.alert_on_unknown):
                 continue
             key = sequence_key(sequence_of(s))
-            view = view_of(s, self.cfg.view)
-            evidence = pick_evidence(s, view, self.cfg.evidence_lines)
-            answer, category_by = d.full, "rlog"
-            decided = self._category(s, view)
+            evidence = pick_evidence(s, view_of(s, self.cfg.view), self.cfg.evidence_lines)
+            answer = d.full
+            decided = self._category(evidence)
             if decided is not None:  # the cascade names the category (the structured path already wrote it)
-                category_by = self.cfg.explain.category
-                answer = replace(answer or FullAnswer(None), category=decided[0], category_p=decided[1])
-                if category_by == "rule":
-                    answer = replace(answer, fallback=[*answer.fallback, "category"])
+                rule = [] if self.categories is not None else ["category"]  # the keywords' guess is a fallback
+                answer = replace(answer or FullAnswer(None), category=decided[0], category_p=decided[1],
+                                 fallback=[*(answer.fallback if answer else []), *rule])
             # never unreadable: what R-Log left empty (or an alert R-Log never saw) is filled from the evidence
             full = complete(answer, s, evidence)
-            if "category" in full.fallback:
-                category_by = "rule"
+            category_by = "rule" if "category" in full.fallback else "fitted" if decided is not None else "rlog"
             models = {"fast": self.fast.model_id if self.fast is not None else self.cfg.fast.model}
             if d.full is not None and self.full is not None:
                 models["full"] = self.full.model_id

@@ -28,21 +28,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rlog.cascade.fallback import CATEGORY_HINTS
+from rlog.cascade.fallback import hints
 from rlog.contract.prompts import CATEGORIES
 from rlog.errors import RlogError
 
 CATEGORY_FILE = "rlog_category.json"
 FEATURES = ("first_failing", "first_named", "failing_share", "other_share")
-
-
-_HINTS = dict(CATEGORY_HINTS)
-
-
-def hints(e: dict) -> list[float]:
-    """Per category (``CATEGORIES`` order), 1.0 when its hint words occur in the entry's line or template."""
-    return [float(c in _HINTS and bool(_HINTS[c].search(e["line"]) or _HINTS[c].search(e["template"])))
-            for c in CATEGORIES]
 
 
 def category_features(evidence: Sequence[dict]) -> list[list[float]]:

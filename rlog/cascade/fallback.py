@@ -56,16 +56,23 @@ ACTIONS = {
 }
 
 
+_HINTS = dict(CATEGORY_HINTS)
+
+
+def hints(e: dict) -> list[float]:
+    """Per category (``CATEGORIES`` order), 1.0 when its hint words occur in the entry's line or template."""
+    return [float(c in _HINTS and bool(_HINTS[c].search(e["line"]) or _HINTS[c].search(e["template"])))
+            for c in CATEGORIES]
+
+
 def category_of(evidence: Sequence[dict]) -> str:
     """The category the evidence's words point at: hints on failing lines count double; default software."""
-    score = dict.fromkeys(CATEGORIES, 0.0)
+    score = [0.0] * len(CATEGORIES)
     for e in evidence:
         weight = 2.0 if "failure" in e["marks"] else 1.0
-        for cat, pattern in CATEGORY_HINTS:
-            if pattern.search(e["line"]) or pattern.search(e["template"]):
-                score[cat] += weight
-    best = max(CATEGORIES, key=lambda c: (score[c], -CATEGORIES.index(c)))
-    return best if score[best] > 0 else "software"
+        score = [v + weight * h for v, h in zip(score, hints(e), strict=True)]
+    best = max(range(len(CATEGORIES)), key=lambda c: (score[c], -c))
+    return CATEGORIES[best] if score[best] > 0 else "software"
 
 
 def complete(answer: FullAnswer | None, session: Session, evidence: Sequence[dict]) -> FullAnswer:
