@@ -56,6 +56,31 @@ def run_cascade(cascade: Cascade, sessions: Sequence[Session], *, desc: str, pro
     )
 
 
+def warm_up(cascade: Cascade, sessions: Sequence[Session], *, desc: str, progress: bool = True) -> dict:
+    """Run R-Log-fast over earlier traffic (no escalation) so the cascade's memories hold what a
+    stream that has been running would have learnt, then start its counters afresh.
+
+    Only the model's own verdicts are remembered, never labels: a session the fast model judged
+    confidently normal teaches its templates as known-normal, as it does in the stream. What the
+    warm-up cost is returned, not counted in the scored run.
+    """
+    from rlog.cascade.cascade import CascadeStats
+
+    chunk = max(1, cascade.cfg.fast.batch_size)
+    t0 = time.perf_counter()
+    with tqdm(total=len(sessions), unit="session", desc=desc, disable=not progress, file=sys.stderr) as bar:
+        for i in range(0, len(sessions), chunk):
+            part = sessions[i: i + chunk]
+            cascade.judge(part, escalate=False)
+            bar.update(len(part))
+    st = cascade.stats
+    out = {"sessions": len(sessions), "lines": sum(len(s.lines) for s in sessions), "fast_calls": st.fast_calls,
+           "seconds": round(time.perf_counter() - t0, 1), "known_normal_templates": len(cascade.known),
+           "remembered_verdicts": len(cascade.fast_cache)}
+    cascade.stats = CascadeStats()
+    return out
+
+
 @dataclass
 class Probe:
     """Per-session latency of R-Log-fast and R-Log on the same sessions, one at a time."""

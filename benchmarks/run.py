@@ -200,7 +200,7 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
     explanations: dict | None = None
     llm_sets = [(ds, d) for ds, d in datasets if ds.llm and d.test] if llm else []
     if llm_sets or (llm and spec.explain is not None):
-        from benchmarks.llm import pick_probe_sessions, probe, run_cascade
+        from benchmarks.llm import pick_probe_sessions, probe, run_cascade, warm_up
         from rlog.cascade.cascade import Cascade
         from stream.runner import load_models
 
@@ -213,12 +213,15 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
             return Cascade(fast, full, cfg.cascade)
 
         for ds, data in llm_sets:
-            run = run_cascade(cascade_factory(), data.test, desc=f"cascade {ds.name}", progress=progress)
+            cascade = cascade_factory()
+            warm = warm_up(cascade, data.fit, desc=f"warming {ds.name}", progress=progress) \
+                if spec.warm_memory and data.fit else None
+            run = run_cascade(cascade, data.test, desc=f"cascade {ds.name}", progress=progress)
             lines = data.test_lines
             extra = {"sessions_per_s": round(len(data.test) / run.model_s, 3) if run.model_s else None}
             rows.append(score_row("rlog-fast", ds.name, "session", data.test_labels, run.fast_pred, **extra))
             rows.append(score_row("rlog", ds.name, "session", data.test_labels, run.cascade_pred, **extra))
-            cost[ds.name] = _cost(run, lines)
+            cost[ds.name] = {**_cost(run, lines), "warmed_on": warm}
             st = stages[ds.name]
             pipeline_s = st["seconds"]["pipeline"] * lines / max(1, st["lines"])
             st["lines_per_s"]["models"] = round(lines / run.model_s, 2) if run.model_s else None

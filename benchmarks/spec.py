@@ -101,6 +101,10 @@ class BenchSpec(_Spec):
     probe_sessions: int = Field(8, ge=0, description="sessions timed one by one through R-Log-fast and R-Log")
     explain: ExplainSpec | None = Field(None, description="score R-Log's explanations on simulated incidents")
     stream_timeout_s: float = Field(1800, gt=0)
+    warm_memory: bool = Field(True, description="before scoring, run R-Log-fast over each dataset's fit part so the "
+                              "cascade's verdict and known-normal memories hold what a running stream would have "
+                              "learnt from earlier traffic; cost and detection are then steady-state figures "
+                              "(false: every scored session meets an empty memory)")
 
     @model_validator(mode="after")
     def _unique(self) -> BenchSpec:

@@ -247,6 +247,7 @@ def test_bench_with_models_and_the_streaming_path(tmp_path, tiny_model_dir):
     cost = r["cost"]["sim"]
     assert cost["sessions"] == n and cost["fast_calls"] + round(cost["cache_hit_ratio"] * n) == n
     assert cost["model_calls_per_1k_lines"] > 0
+    assert cost["warmed_on"]["sessions"] == r["datasets"]["sim"]["fit_sessions"] > 0  # not in the scored counts
     assert r["probe"]["sessions"] == 2 and len(r["probe"]["full_ms_all"]) == 2 and r["probe"]["speedup_mean"] > 0
     s = r["stream"]["sim"]
     assert s["completed"], s["error"]

@@ -157,6 +157,19 @@ def test_known_normal_sessions_are_answered_without_a_model_call(fp32_backend):
     assert off.stats.known_normal_hits == 0
 
 
+def test_bench_warm_up_teaches_the_memory_and_is_not_counted(fp32_backend):
+    from benchmarks.llm import warm_up
+
+    fast = _Counting(fp32_backend)
+    cas = Cascade(fast, None, CascadeConfig(escalate=False, threshold=0.999, band=0.0))
+    warm = warm_up(cas, [_session("w1", ["boot ok", "heartbeat"]), _session("w2", ["served <*>", "heartbeat"])],
+                   desc="warm", progress=False)
+    assert warm["sessions"] == 2 and warm["fast_calls"] == 2 and warm["known_normal_templates"] == 3
+    assert cas.stats.sessions == 0 and cas.stats.fast_calls == 0  # the scored run starts its counters afresh
+    (_, d, from_memory), = cas.judge([_session("w3", ["served <*>", "boot ok"])])
+    assert from_memory and d.known_normal and fast.scored == 2 and cas.stats.known_normal_hits == 1
+
+
 def test_memory_state_round_trips(fp32_backend):
     cfg = CascadeConfig(escalate=False, threshold=0.999, memory=MemoryConfig(persist=5000))  # off by default
     cas = Cascade(_Counting(fp32_backend), None, cfg)

@@ -56,18 +56,27 @@ class HFTranscript:
     def _tokens(self, text: str) -> list[int]:
         return self._b.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _forward(self, ids: Sequence[int]):
-        """Feed ``ids`` after the cached tokens; their next-token logits (float32, one row each)."""
+    def _forward(self, ids: Sequence[int], logits: bool = True):
+        """Feed ``ids`` after the cached tokens; their next-token logits (float32, one row each).
+
+        ``logits=False`` runs the decoder without the language-model head: a prompt's
+        prefill needs only its cache, and the head (49k vocabulary rows) on every prompt
+        position would cost a fifth of the pass.
+        """
         torch = self._torch
         self.steps += 1
+        b = self._b
         try:
-            out = self._b.model(input_ids=torch.tensor([list(ids)], device=self._b.device),
-                                past_key_values=self._cache, use_cache=True)
+            x = torch.tensor([list(ids)], device=b.device)
+            if logits:
+                out = b.model(input_ids=x, past_key_values=self._cache, use_cache=True)
+            else:
+                out = b._decoder(input_ids=x, past_key_values=self._cache, use_cache=True)
         except (RuntimeError, IndexError, ValueError) as e:
-            raise BackendError(f"transcript step failed on {self._b.model_id}: {e}") from e
+            raise BackendError(f"transcript step failed on {b.model_id}: {e}") from e
         self._cache = out.past_key_values
         self._cached.extend(ids)
-        return out.logits[0].float()
+        return out.logits[0].float() if logits else None
 
     def _crop(self, n: int) -> None:
         if n < len(self._cached):
@@ -81,7 +90,7 @@ class HFTranscript:
             raise BackendError("a transcript cannot be empty")
         self._crop(min(_common_prefix(ids, self._cached), len(ids) - 1))
         if len(self._cached) < len(ids) - 1:
-            self._forward(ids[len(self._cached): len(ids) - 1])
+            self._forward(ids[len(self._cached): len(ids) - 1], logits=False)
         self._ids, self.text = ids, text
 
     # ------------------------------------------------------------------ steps
@@ -93,29 +102,49 @@ class HFTranscript:
         self._sync(text)
 
     def choose(self, choices: Sequence[str], end: str = "") -> list[float]:
-        """P(choice + end) after the text, renormalised over ``choices`` (one short pass per choice).
+        """P(choice + end) after the text, renormalised over ``choices``, in one batched pass.
 
         ``end`` closes a choice (a newline after a field's value), so a word is scored as a
-        whole word, not as the prefix of a longer one. The transcript is left as it was.
+        whole word, not as the prefix of a longer one. Every choice is a row on its own copy
+        of the cache, right-padded: causal attention keeps a row's tokens from seeing the
+        padding after them, so no mask is needed. The weights are read once for all the
+        choices, which is what a CPU step costs (eight categories: one pass, not eight). The
+        transcript is left as it was.
         """
         torch = self._torch
         if not choices:
             return []
-        base_cached = len(self._cached)
-        totals = []
+        rows = []
         for c in choices:
             ids = self._tokens(self.text + c + end)
             k = max(_common_prefix(ids, self._ids), 1)
             if k >= len(ids):
                 raise BackendError(f"choice {c!r} adds no token after the transcript")
-            start = k - 1  # the logits at start predict ids[k], the choice's first own token
-            self._crop(start)
-            logits = self._forward(ids[start: len(ids) - 1])
-            logp = torch.log_softmax(logits, dim=-1)
-            totals.append(float(sum(logp[i, ids[start + 1 + i]] for i in range(len(ids) - 1 - start))))
-            self._crop(start)
-            if len(self._cached) < base_cached:
-                self._forward(self._ids[len(self._cached): base_cached])
+            rows.append((ids, k - 1))  # the logits at k - 1 predict ids[k], the choice's first own token
+        base_cached = len(self._cached)
+        s0 = min(start for _, start in rows)
+        self._crop(s0)
+        feed = [ids[s0: len(ids) - 1] for ids, _ in rows]
+        width = max(len(f) for f in feed)
+        pad = self._b.tokenizer.pad_token_id or 0
+        b = self._b
+        cache = copy.deepcopy(self._cache)
+        if len(rows) > 1:
+            cache.batch_repeat_interleave(len(rows))
+        self.steps += 1
+        try:
+            out = b.model(input_ids=torch.tensor([f + [pad] * (width - len(f)) for f in feed], device=b.device),
+                          past_key_values=cache, use_cache=True)
+        except (RuntimeError, IndexError, ValueError) as e:
+            raise BackendError(f"transcript step failed on {b.model_id}: {e}") from e
+        logp = torch.log_softmax(out.logits.float(), dim=-1)
+        totals = []
+        for r, (ids, start) in enumerate(rows):
+            first = start - s0
+            totals.append(float(sum(logp[r, first + i, ids[start + 1 + i]] for i in range(len(ids) - 1 - start))))
+        del cache, out
+        if len(self._cached) < base_cached:
+            self._forward(self._ids[len(self._cached): base_cached], logits=False)
         top = max(totals)
         weights = [math.exp(t - top) for t in totals]
         z = sum(weights)
