@@ -88,6 +88,9 @@ class SessionConfig(_Section):
     timeout_s: float = Field(300.0, gt=0, description="close an id session after this much event-time inactivity")
     max_len: int = Field(1000, ge=1, description="close a session once it holds this many lines")
     max_open: int = Field(100_000, ge=1, description="open-session bound; the oldest is closed early when reached")
+    max_jump_s: float = Field(86_400.0, ge=0, description="time windows: a line this far ahead of its source's clock "
+                              "is read as untimed until 3 lines in a row confirm the jump (one bad timestamp "
+                              "cannot close every window); 0: trust every time")
 
     @model_validator(mode="after")
     def _consistent(self) -> SessionConfig:
@@ -232,6 +235,9 @@ class StreamConfig(_Section):
                                                          "offsets are committed only after a checkpoint")
     buffer_maxsize: int = Field(4096, ge=16, description="events buffered per partition before fetching pauses "
                                                          "(backpressure: lag grows, nothing is dropped)")
+    max_record_bytes: int = Field(1_000_000, ge=65_536, description="largest record rlog sends; a bigger session is "
+                                  "shrunk to fit (long texts cut, then repeated lines dropped and counted). Keep it "
+                                  "under the broker's message.max.bytes (Kafka's default: 1,048,588)")
     web_port: int = Field(6066, ge=0, le=65535, description="health and Prometheus /metrics port (0: any free port)")
     model_threads: int = Field(1, ge=1, description="threads running model calls off the event loop")
     session_timeout_s: float = Field(60.0, ge=6, le=300,

@@ -32,7 +32,8 @@ from rlog.cascade.cascade import Cascade
 from rlog.config import RlogConfig
 from rlog.contract.answers import FastAnswer
 from rlog.pipeline.lines import DeadLetter, decode_line
-from rlog.pipeline.sessions import Session, session_from_dict, session_to_dict
+from rlog.pipeline.sessions import Session, session_from_dict
+from rlog.pipeline.sessions.sizing import fit_session
 from stream.checkpoint import MEMORY_KEY, PartitionState, restore_memory, restore_states, snapshot_memory, snapshot_state
 from stream.metrics import WorkerMetrics
 
@@ -84,6 +85,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         topic_partitions=sc.partitions, topic_replication_factor=1, consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0, stream_buffer_maxsize=sc.buffer_maxsize, producer_acks=-1,
         broker_session_timeout=sc.session_timeout_s, broker_heartbeat_interval=min(3.0, sc.session_timeout_s / 3),
+        producer_max_request_size=sc.max_record_bytes + 65_536,  # a bounded record plus its key and framing
         key_serializer="raw", value_serializer="raw", **_credentials(),
     )
     metrics = WorkerMetrics()
@@ -244,7 +246,10 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
             flow["inflight"] += 1
             try:
                 for s in sessions:
-                    await send("sessions", s.session_id.encode(), orjson.dumps(session_to_dict(s)))
+                    sent, value = fit_session(s, sc.max_record_bytes)
+                    if sent is not s:
+                        metrics.trimmed.labels("sessions").inc()
+                    await send("sessions", s.session_id.encode(), value)
                 metrics.sessions.inc(len(sessions))
                 for d in dead:
                     await send("dead_letters", d.source.encode(),
@@ -371,8 +376,11 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                     for s, d, was_cached in judged:
                         metrics.verdicts.labels("fast", d.fast.verdict or "unreadable").inc()
                         if escalate and c.needs_escalation(d.fast):
-                            await send("escalations", s.session_id.encode(), orjson.dumps(
-                                {"session": session_to_dict(s), "fast": asdict(d.fast), "fast_ms": d.fast_ms}))
+                            sent, value = fit_session(s, sc.max_record_bytes, lambda sd, d=d: {
+                                "session": sd, "fast": asdict(d.fast), "fast_ms": d.fast_ms})
+                            if sent is not s:
+                                metrics.trimmed.labels("escalations").inc()
+                            await send("escalations", s.session_id.encode(), value)
                             metrics.escalations.inc()
                         else:
                             plain.append((s, d, was_cached))

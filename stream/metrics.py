@@ -26,6 +26,8 @@ class WorkerMetrics:
         self.open_sessions = Gauge("rlog_open_sessions", "sessions open in this worker", registry=r)
         self.evictions = Counter("rlog_session_evictions", "sessions closed early at the open-session bound", registry=r)
         self.sessions = Counter("rlog_sessions", "sessions closed and published", registry=r)
+        self.trimmed = Counter("rlog_records_trimmed", "records shrunk to stream.max_record_bytes (long texts cut, "
+                               "repeated lines dropped and counted)", ["topic"], registry=r)
         self.batch_size = Histogram("rlog_batch_size", "events per processed batch", ["stage"], buckets=_BATCH,
                                     registry=r)
         self.model_latency = Histogram("rlog_model_latency_seconds", "model call latency per batch", ["stage"],

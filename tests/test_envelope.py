@@ -89,3 +89,45 @@ def test_truth_reader_reads_in_lockstep(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a truth file"):
         TruthReader(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize(("stamp", "flag"), [("nan", "bad_time"), ("inf", "bad_time"), ("1e300", "bad_time"),
+                                             ("32503680000", "bad_time"),  # year 3000
+                                             ("1300000000", "time_jump")])  # five years ahead of its source
+def test_a_line_with_an_absurd_time_cannot_crash_time_windows(stamp, flag):
+    """Regression: a NaN event time raised ValueError in the time sessionizer (poison pill)."""
+    cfg = load_config(env={}, overrides={"parse": {"format": "hpc"}, "session": {"by": "time", "size": 60}})
+    pipe = Pipeline(cfg)
+    line = "{n} node-1 unix.hw state_change.unavailable {t} 1 Component State Change"
+    sessions = []
+    for n, t in enumerate(["1131566461", "1131566462", stamp, "1131566470", "1131566530"]):
+        s, d = pipe.feed("hpc", Line(n, line.format(n=n, t=t)))
+        assert d == []
+        sessions += s
+    sessions += pipe.flush()[0]
+    assert sum(len(s.lines) for s in sessions) == 5  # every line is in a session
+    assert pipe.stats.flags[flag] == 1 and pipe.last_ts == 1131566530
+    assert pipe.sessionizer.stats.unsessioned == 0
+
+
+def test_a_line_that_breaks_a_stage_becomes_a_dead_letter_and_the_stream_goes_on(caplog):
+    """Whatever bug an input finds in parsing, that line is dead-lettered with the error and
+    the lines after it are parsed as usual (no poison pill)."""
+    pipe = Pipeline(load_config(env={}, overrides={"session": {"size": 2}}))
+    real_add = pipe.sessionizer.add
+
+    def add(source, line):  # a fault injected where a sessionizer bug would surface
+        if "poison" in line.raw:
+            raise ValueError("cannot convert float NaN to integer")
+        return real_add(source, line)
+
+    pipe.sessionizer.add = add
+    out, dead = [], []
+    for n, text in enumerate(["job 1 started", "job poison started", "job 2 started", "job 3 started"]):
+        s, d = pipe.feed("app", Line(n, text))
+        out += s
+        dead += d
+    assert [d.seq for d in dead] == [1] and "ValueError: cannot convert float NaN" in dead[0].reason
+    assert dead[0].raw == "job poison started" and "sent to the dead letters" in caplog.text
+    assert [[x.seq for x in s.lines] for s in out] == [[0, 2]]
+    assert pipe.stats.dead_letters["internal error in parse"] == 1

@@ -67,3 +67,12 @@ def test_unparseable_time_is_none_not_error():
 
 def test_all_presets_compile():
     assert {"raw", "hdfs", "bgl", "thunderbird", "hadoop", "openstack", "linux", "apache"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e300", "-5", "32503680000"])  # 32503680000: year 3000
+def test_absurd_epoch_times_read_as_no_time(value):
+    fmt = get_format("hpc")
+    fields = fmt.match(f"1 node-1 unix.hw state_change.unavailable {value} 1 Component State Change")
+    assert fields is not None and fmt.timestamp(fields) is None
+    ok = fmt.match("1 node-1 unix.hw state_change.unavailable 1131566461 1 Component State Change")
+    assert fmt.timestamp(ok) == 1131566461.0

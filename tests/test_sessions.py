@@ -138,3 +138,75 @@ def test_window_sources_are_bounded(make):
     assert [w.source for w in out] == ["b", "a"] and all(w.close_reason == "evicted" for w in out)
     assert s.stats.evicted == 2 and s.open_count == 2
     assert sorted(w.source for w in s.flush()) == ["c", "d"]
+
+
+def test_one_line_stamped_years_ahead_does_not_close_every_window():
+    s = TimeWindowSessionizer(10)
+    out = []
+    for i, t in enumerate((1, 2, 3)):
+        out += s.add("f", ln(i, "x", float(t)))
+    out += s.add("f", ln(3, "bogus", 1e9))  # one bad clock: untimed, joins the open window
+    for i, t in enumerate((4, 5, 12), start=4):
+        out += s.add("f", ln(i, "x", float(t)))
+    out += s.flush()
+    assert [[x.seq for x in w.lines] for w in out] == [[0, 1, 2, 3, 4, 5], [6]]
+    assert s.stats.untimed == 1 and s.stats.unsessioned == 0
+
+
+def test_a_clock_jump_confirmed_by_three_lines_moves_the_windows():
+    s = TimeWindowSessionizer(10, max_jump_s=100)
+    out = s.add("f", ln(0, "x", 1.0))
+    for i in range(1, 4):  # the source comes back after a long silence
+        out += s.add("f", ln(i, "x", 5000.0 + i))
+    assert [[x.seq for x in w.lines] for w in out] == [[0, 1, 2]]  # the first two jumps were held as untimed
+    assert s.stats.untimed == 2
+    restored = TimeWindowSessionizer(10, max_jump_s=100)
+    restored.load_state(s.state())
+    assert [[x.seq for x in w.lines] for w in restored.flush()] == [[3]]
+    old = s.state()
+    old["sources"] = [row[:3] for row in old["sources"]]  # a checkpoint written before the clock policy
+    TimeWindowSessionizer(10).load_state(old)
+
+
+def _big_session(n=1000, width=3000, templates=4):
+    from rlog.pipeline.sessions import Session
+
+    lines = [SessionLine(i, float(i), f"{i} " + "x" * width, f"T{i % templates}", f"tpl {i % templates} " + "y" * width,
+                         content="z" * 512) for i in range(n)]
+    return Session("big", "app", "window", lines)
+
+
+def test_a_session_over_the_record_limit_is_shrunk_to_fit_and_keeps_its_counts():
+    """Regression: a 1,000-line window of long lines made a multi-megabyte record the producer
+    refused (MessageSizeTooLargeError), crashing the parse stage on every restart."""
+    import orjson
+
+    from rlog.pipeline.sessions import session_from_dict, session_to_dict
+    from rlog.pipeline.sessions.sizing import fit_session
+
+    s = _big_session()
+    assert len(orjson.dumps(session_to_dict(s))) > 6_000_000
+    sent, value = fit_session(s, 1_000_000)
+    assert len(value) <= 1_000_000 and sent is not s
+    back = session_from_dict(orjson.loads(value))
+    assert back.template_counts() == [(t, tpl, n) for t, tpl, n in sent.template_counts()]
+    assert [n for _, _, n in back.template_counts()] == [250] * 4 and back.dropped_lines == 0  # texts cut, lines kept
+    assert back.lines[0].raw.endswith("…") and len(back.lines[0].raw) <= 1024
+    small = _big_session(n=10, width=10)
+    assert fit_session(small, 1_000_000) == (small, orjson.dumps(session_to_dict(small)))  # fits: untouched
+
+
+def test_when_cutting_texts_is_not_enough_repeated_lines_go_first_and_are_counted():
+    import orjson
+
+    from rlog.pipeline.sessions.sizing import fit_session
+
+    s = _big_session(n=1000, width=3000, templates=7)
+    wrap = lambda d: {"session": d, "fast": {"verdict": "abnormal"}}  # noqa: E731 - an escalation's shape
+    sent, value = fit_session(s, 70_000, wrap)
+    assert len(value) <= 70_000 and orjson.loads(value)["fast"] == {"verdict": "abnormal"}
+    assert 0 < len(sent.lines) < 1000 and len(sent.lines) + sent.dropped_lines == 1000
+    assert {ln.template_id for ln in sent.lines} == {f"T{i}" for i in range(7)}  # every template still shown
+    assert [ln.seq for ln in sent.lines] == sorted(ln.seq for ln in sent.lines)  # log order kept
+    with pytest.raises(ValueError, match="cannot fit"):
+        fit_session(s, 10, wrap)

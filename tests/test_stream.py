@@ -250,6 +250,38 @@ def test_bad_records_go_to_the_dead_letter_topic_with_the_reason(broker, tiny_mo
         stop(proc)
 
 
+def test_a_session_over_the_record_limit_is_shrunk_not_a_crash(broker, tiny_model_dir, tmp_path):
+    """Regression: a 250-line window of 10 kB lines was a multi-megabyte sessions record; the
+    producer refused it (MessageSizeTooLargeError), the parse stage crashed, and on restart the
+    same input made the same record again. Now it is shrunk to ``stream.max_record_bytes``."""
+    cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "big")
+    cfg["session"]["size"] = 250
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    proc = start_worker(broker.bootstrap, cfg_path, tmp_path / "worker.log")
+    try:
+        ensure_topics(broker.bootstrap, {"big.raw": 2})
+        p = make_producer(broker.bootstrap, max_request_size=4 << 20)
+        words = " ".join(f"w{i}" for i in range(2000))  # 10 kB of message: long raw text and template
+        for i in range(250):
+            msg = f"2026-01-05 08:00:{i % 60:02d},{i:03d} INFO [t-1] c.s.Big: payload {i} {words}"
+            p.send("big.raw", key=b"api", value=orjson.dumps({"source": "api", "message": msg}))
+        p.send("big.raw", key=b"api", value=orjson.dumps(
+            {"source": "api", "message": "2026-01-05 08:01:00,000 INFO [t-1] c.s.Big: done"}))
+        p.flush()
+        p.close()
+        sessions = wait_for(broker.bootstrap, "big.sessions", 1, timeout_s=120)
+        log = (tmp_path / "worker.log").read_text(errors="replace")
+        assert sessions and "crash" not in log.lower(), log[-3000:]
+        assert all(len(r.value) <= 1_000_000 for r in sessions)
+        d = orjson.loads(sessions[0].value)
+        assert len(d["lines"]) + d["dropped_lines"] == 250 and d["lines"][0][2].endswith("…")
+        assert wait_for(broker.bootstrap, "big.alerts", 1, timeout_s=120)  # judged downstream as usual
+        text = urllib.request.urlopen(f"http://127.0.0.1:{cfg['stream']['web_port']}/metrics", timeout=10).read()
+        assert b'rlog_records_trimmed_total{topic="sessions"} 1.0' in text
+    finally:
+        stop(proc)
+
+
 def test_unreachable_broker_at_start_is_a_clear_error(tmp_path):
     port = free_port()
     r = subprocess.run([sys.executable, "-m", "rlog.cli", "run", "--broker", f"127.0.0.1:{port}"],

@@ -7,11 +7,23 @@ users can copy the patterns published with the Loghub benchmark for their own sy
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from rlog.errors import RlogError
+
+# Event times outside 1970-01-01 .. 2100-01-01 (and NaN, infinities) are a broken clock or a
+# mangled field, not an event: the line is read as carrying no time (flagged ``bad_time``), so
+# one absurd value can neither crash the time arithmetic nor move a window's clock decades.
+TIME_RANGE = (0.0, 4_102_444_800.0)
+
+
+def sane_time(ts: float) -> float | None:
+    """``ts`` when it is a finite time inside ``TIME_RANGE``, else None."""
+    return ts if math.isfinite(ts) and TIME_RANGE[0] <= ts < TIME_RANGE[1] else None
+
 
 # Tokens in angle brackets name a header field; everything between is literal regex text.
 _FIELD = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)>")
@@ -60,7 +72,7 @@ class LogFormat:
         text = " ".join(fields.get(f, "").strip() for f in self.time_fields)
         try:
             if self.time_format == "epoch":
-                return float(text)
+                return sane_time(float(text))
             fmt = self.time_format
             if "%Y" not in fmt and "%y" not in fmt:
                 # Syslog omits the year; pin one (a leap year, so "Feb 29" parses).
@@ -70,7 +82,7 @@ class LogFormat:
             return None
         if dt.tzinfo is None:  # no zone in the line: read it as UTC
             dt = dt.replace(tzinfo=UTC)
-        return dt.timestamp()
+        return sane_time(dt.timestamp())
 
     def label(self, fields: dict[str, str]) -> bool | None:
         """True for a labelled anomaly, False for labelled normal, None when unlabelled."""

@@ -26,6 +26,7 @@ from rlog.truth import LineTruth
 
 log = logging.getLogger(__name__)
 
+RECORD_FLAGS = ("bad_time",)  # flags the parser sets on a record (line flags are counted on entry)
 MAX_KEPT_LINE_CHARS = 4096  # raw text kept per session line (evidence); full line was already mined
 MAX_KEPT_CONTENT_CHARS = 512  # message text kept per session line (example values shown to the model)
 
@@ -55,6 +56,7 @@ class Pipeline:
         self.sessionizer = make_sessionizer(cfg.session)
         self.stats = PipelineStats()
         self.last_ts: float | None = None  # latest event time seen (drives idle timeouts in the stream)
+        self._ahead = 0  # records in a row far ahead of last_ts (see _advance_clock)
         self.max_sources = max_sources
         self._sources: OrderedDict[str, _SourceState] = OrderedDict()
 
@@ -86,7 +88,18 @@ class Pipeline:
 
         A JSON envelope (see ``parse.envelope``) is opened first: its source field, when
         present, picks the parser and template miner instead of ``source``.
+
+        No line can stop the stream: an unexpected error on one (a bug this input found)
+        makes that line a dead letter with the error as its reason, logged with its
+        traceback, and the next line is read. A line that crashed the stage would otherwise
+        be read again after every restart and hold its partition forever.
         """
+        try:
+            return self._feed(source, line, truth)
+        except Exception as e:  # noqa: BLE001 - any error here is one input's, not the stream's
+            return [], [self._failed(source, line.seq, line.text, e)]
+
+    def _feed(self, source: str, line: Line, truth: LineTruth | None) -> tuple[list[Session], list[DeadLetter]]:
         self.stats.lines += 1
         for f in line.flags:
             self.stats.flags[f] += 1
@@ -113,15 +126,48 @@ class Pipeline:
                 dead.append(item)
                 continue
             self.stats.records += 1
-            if item.ts is not None and (self.last_ts is None or item.ts > self.last_ts):
-                self.last_ts = item.ts
-            m = st.store.mine(item.content)
-            sl = SessionLine(item.seq, item.ts, item.raw[:MAX_KEPT_LINE_CHARS], m.template_id, m.template,
-                             item.label, m.cluster_id, item.host, item.truth,
-                             content=item.content[:MAX_KEPT_CONTENT_CHARS], level=item.fields.get("Level", "").strip(),
-                             prior=m.prior, age=m.age)
-            sessions.extend(self._finish(self.sessionizer.add(item.source, sl)))
+            try:
+                sessions.extend(self._record(st, item))
+            except Exception as e:  # noqa: BLE001 - one record's error, not the stream's (see feed)
+                dead.append(self._failed(item.source, item.seq, item.raw, e))
         return sessions, dead
+
+    def _record(self, st: _SourceState, item: LogRecord) -> list[Session]:
+        for f in item.flags:
+            if f in RECORD_FLAGS:
+                self.stats.flags[f] += 1
+        if item.ts is not None and (self.last_ts is None or item.ts > self.last_ts):
+            self._advance_clock(item)
+        m = st.store.mine(item.content)
+        sl = SessionLine(item.seq, item.ts, item.raw[:MAX_KEPT_LINE_CHARS], m.template_id, m.template,
+                         item.label, m.cluster_id, item.host, item.truth,
+                         content=item.content[:MAX_KEPT_CONTENT_CHARS], level=item.fields.get("Level", "").strip(),
+                         prior=m.prior, age=m.age)
+        return self._finish(self.sessionizer.add(item.source, sl))
+
+    def _failed(self, source: str, seq: int, raw: str, e: Exception) -> DeadLetter:
+        log.error("parsing line %d of %r failed; sent to the dead letters", seq, source, exc_info=True)
+        reason = f"internal error in parse ({type(e).__name__}: {str(e)[:200]})"
+        self.stats.dead_letters[reason.split(" (")[0]] += 1
+        return DeadLetter(source, seq, raw, reason)
+
+    def _advance_clock(self, item: LogRecord) -> None:
+        """Move ``last_ts`` (which drives idle timeouts) to ``item.ts``, under the same policy
+        as the time windows' clocks: a jump beyond ``session.max_jump_s`` counts only once
+        three records in a row confirm it, so one line stamped years ahead cannot make the
+        stream's clock close every session each tick."""
+        jump = self.cfg.session.max_jump_s
+        assert item.ts is not None
+        if self.last_ts is None or not jump or item.ts - self.last_ts <= jump:
+            self._ahead = 0
+        else:
+            self._ahead += 1
+            if self._ahead < 3:
+                item.flags = (*item.flags, "time_jump")
+                self.stats.flags["time_jump"] += 1
+                return
+            self._ahead = 0
+        self.last_ts = item.ts
 
     def _finish(self, closed: list[Session]) -> list[Session]:
         """Refresh each line's template to its cluster's current one before judging.

@@ -69,10 +69,14 @@ class RecordParser:
             out.append(DeadLetter(self.source, line.seq, text, "no message content after the header"))
             return out
         out = self.flush()
+        ts = self.fmt.timestamp(fields)
+        flags = line.flags
+        if ts is None and self.fmt.time_fields and any(fields.get(f, "").strip() for f in self.fmt.time_fields):
+            flags = (*flags, "bad_time")  # a time was written but is unreadable or absurd: read as none
         self._pending = LogRecord(
             source=self.source, seq=line.seq, raw=text, content=content, fields=fields,
-            ts=self.fmt.timestamp(fields), label=truth.label if truth is not None else self.fmt.label(fields),
-            flags=line.flags, host=host, truth=truth,
+            ts=ts, label=truth.label if truth is not None else self.fmt.label(fields),
+            flags=flags, host=host, truth=truth,
         )
         self._pending_lines = 1
         if not self.multiline:

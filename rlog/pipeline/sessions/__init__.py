@@ -35,7 +35,8 @@ def make_sessionizer(cfg: SessionConfig) -> Sessionizer:
     step = cfg.step if cfg.step is not None else (cfg.size / 2 if cfg.mode == "sliding" else cfg.size)
     if cfg.by == "count":
         return CountWindowSessionizer(int(cfg.size), max(1, int(step)), timeout_s=cfg.timeout_s, max_open=cfg.max_open)
-    return TimeWindowSessionizer(cfg.size, step, max_len=cfg.max_len, max_open=cfg.max_open)
+    return TimeWindowSessionizer(cfg.size, step, max_len=cfg.max_len, max_open=cfg.max_open,
+                                 max_jump_s=cfg.max_jump_s)
 
 
 __all__ = [

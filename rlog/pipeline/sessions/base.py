@@ -18,6 +18,7 @@ class SessionStats:
     evicted: int = 0
     unsessioned: int = 0  # lines with no identifier in id mode
     by_reason: dict[str, int] = field(default_factory=dict)
+    untimed: int = 0  # lines whose time was not trusted to move the clock (time windows)
 
 
 class Sessionizer(Protocol):
@@ -49,10 +50,11 @@ class BaseSessionizer:
     def _stats_state(self) -> dict:
         st = self.stats
         return {"opened": st.opened, "closed": st.closed, "evicted": st.evicted, "unsessioned": st.unsessioned,
-                "by_reason": dict(st.by_reason)}
+                "by_reason": dict(st.by_reason), "untimed": st.untimed}
 
     def _load_stats(self, d: dict) -> None:
-        self.stats = SessionStats(d["opened"], d["closed"], d["evicted"], d["unsessioned"], dict(d["by_reason"]))
+        self.stats = SessionStats(d["opened"], d["closed"], d["evicted"], d["unsessioned"], dict(d["by_reason"]),
+                                  d.get("untimed", 0))
 
     def _closed(self, session: Session, reason: str) -> Session:
         session.close_reason = reason

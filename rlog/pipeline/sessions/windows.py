@@ -104,16 +104,27 @@ class TimeWindowSessionizer(_WindowBase):
 
     A window closes once event time passes its end (the watermark is the latest timestamp
     seen for that source). Lines without a timestamp join the windows open at that moment.
+
+    Clock policy, so one bad timestamp cannot stall a source: a line more than
+    ``max_jump_s`` ahead of its source's watermark is read as untimed (it joins the open
+    windows, counted in ``stats.untimed``) until ``confirm`` such lines in a row agree
+    that the clock really moved (a source back after a long silence); only then does
+    the watermark jump. Without this, one line stamped years ahead would close every
+    window and make every later line late. Lines behind the watermark are late: they join
+    the windows still open that contain them, or are counted as unsessioned.
     """
 
     def __init__(self, size_s: float, step_s: float | None = None, *, max_len: int = 1000,
-                 max_open: int = 10_000) -> None:
+                 max_open: int = 10_000, max_jump_s: float = 86_400.0, confirm: int = 3) -> None:
         super().__init__(max_open)
         self.size, self.step = float(size_s), float(step_s or size_s)
         if self.size <= 0 or not 0 < self.step <= self.size:
             raise ValueError("window size must be > 0 and 0 < step <= size")
+        if max_jump_s < 0 or confirm < 1:
+            raise ValueError("max_jump_s must be >= 0 (0: off) and confirm >= 1")
         self.max_len = max_len
-        # per source: [watermark, {window start index: open window}]
+        self.max_jump_s, self.confirm = float(max_jump_s), confirm
+        # per source: [watermark, {window start index: open window}, lines in a row far ahead]
 
     @staticmethod
     def _sessions(state: list) -> list[Session]:
@@ -122,10 +133,22 @@ class TimeWindowSessionizer(_WindowBase):
     def _name(self, source: str, k: int) -> str:
         return f"{source}:{self.size:g}s/{self.step:g}s:{k * self.step:.0f}"
 
+    def _trusted(self, state: list, ts: float) -> bool:
+        """Whether ``ts`` may move the source's clock (see the class docstring)."""
+        if state[0] is None or not self.max_jump_s or ts - state[0] <= self.max_jump_s:
+            state[2] = 0
+            return True
+        state[2] += 1
+        if state[2] >= self.confirm:
+            state[2] = 0
+            return True
+        self.stats.untimed += 1
+        return False
+
     def add(self, source: str, line: SessionLine) -> list[Session]:
-        state, out = self._state(source, lambda: [None, {}])
+        state, out = self._state(source, lambda: [None, {}, 0])
         windows: dict[int, Session] = state[1]
-        if line.ts is None:
+        if line.ts is None or not self._trusted(state, line.ts):
             targets = list(windows)
         else:
             if state[0] is None or line.ts > state[0]:
@@ -156,13 +179,14 @@ class TimeWindowSessionizer(_WindowBase):
 
     def state(self) -> dict:
         return {"kind": "time", "stats": self._stats_state(),
-                "sources": [[src, st[0], [[k, session_to_state(sess)] for k, sess in st[1].items()]]
+                "sources": [[src, st[0], [[k, session_to_state(sess)] for k, sess in st[1].items()], st[2]]
                             for src, st in self._sources.items()]}
 
     def load_state(self, d: dict) -> None:
         self._load_stats(d["stats"])
-        self._sources = OrderedDict((src, [wm, {k: session_from_state(sess) for k, sess in wins}])
-                                    for src, wm, wins in d["sources"])
+        # checkpoints written before the clock policy have no third field
+        self._sources = OrderedDict((src, [wm, {k: session_from_state(sess) for k, sess in wins}, ahead[0] if ahead else 0])
+                                    for src, wm, wins, *ahead in d["sources"])
 
     def _expire(self, state: list, now: float) -> list[Session]:
         windows: dict[int, Session] = state[1]
