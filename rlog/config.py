@@ -200,6 +200,9 @@ class CascadeConfig(_Section):
                                                        "count and first/last time)")
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
     retries: int = Field(3, ge=0, description="attempts after a backend failure")
+    poison_after: int = Field(2, ge=1, description="failed tries of a batch (each after `retries`) before the stream "
+                              "tries its sessions one by one: one that still fails while others pass, or while the "
+                              "backend answers a plain request, goes to the dead letters; if all fail, input is held")
     retry_backoff_s: float = Field(0.5, ge=0)
 
     @model_validator(mode="before")

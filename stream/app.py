@@ -36,6 +36,7 @@ from rlog.pipeline.sessions import Session, session_from_dict
 from rlog.pipeline.sessions.sizing import fit_session
 from stream.checkpoint import MEMORY_KEY, PartitionState, restore_memory, restore_states, snapshot_memory, snapshot_state
 from stream.metrics import WorkerMetrics
+from stream.poison import call_isolating
 
 log = logging.getLogger(__name__)
 
@@ -158,29 +159,47 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         metrics.dead_letters.labels(stage).inc()
 
     async def publish_alerts(judged) -> None:
-        for a in (await cascade()).alerts(judged):
+        c = await cascade()
+        try:
+            alerts = c.alerts(judged)
+        except Exception:  # noqa: BLE001 - one session's alert must not stop the others: find it
+            log.error("building alerts failed; building them one by one", exc_info=True)
+            alerts = []
+            for item in judged:
+                try:
+                    alerts.extend(c.alerts([item]))
+                except Exception as e:  # noqa: BLE001 - that session's alert is a dead letter instead
+                    s = item[0]
+                    await send("dead_letters", s.session_id.encode(), orjson.dumps(
+                        {"stage": "alert", "reason": f"building the alert failed ({type(e).__name__}: {e})",
+                         "session_id": s.session_id, "source": s.source, "raw": ""}))
+                    metrics.dead_letters.labels("alert").inc()
+        for a in alerts:
             await send("alerts", a.alert_id.encode(), a.to_json())
             metrics.alerts.inc()
 
-    async def with_model(stage: str, fn, *args, **kwargs):
-        """Run a model call in the pool; when the backend keeps failing, wait and retry (nothing dropped)."""
-        from rlog.backends.base import BackendError
+    async def isolating(stage: str, fn, items: list, **kwargs) -> tuple[list, list[tuple[int, BaseException]]]:
+        """``fn(items)`` in the pool, holding through an outage, stepping over poison (stream.poison)."""
+        c = await cascade()
 
-        delay = 1.0
-        while True:
+        async def run(part: list) -> list:
             t0 = time.perf_counter()
-            try:
-                out = await in_pool(fn, *args, **kwargs)
-                health["model_failing"] = False
-                metrics.model_latency.labels(stage).observe(time.perf_counter() - t0)
-                return out
-            except BackendError as e:
-                health["model_failing"] = True
-                metrics.model_errors.labels(stage).inc()
-                log.error("%s model failing after retries (%s); retrying this batch in %.0fs — input is held, "
-                          "consumer lag grows, nothing is dropped", stage, e, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
+            out = await in_pool(fn, part, **kwargs)
+            health["model_failing"] = False
+            metrics.model_latency.labels(stage).observe(time.perf_counter() - t0)
+            return out
+
+        def failed(e: BaseException, delay: float) -> None:
+            health["model_failing"] = True
+            metrics.model_errors.labels(stage).inc()
+            log.error("%s model failing after retries (%s); retrying this batch in %.0fs — input is held, "
+                      "consumer lag grows, nothing is dropped", stage, e, delay)
+
+        async def alive() -> bool:
+            return await in_pool(c.answers, stage)
+
+        return await call_isolating(run, items, attempts=cfg.cascade.poison_after, alive=alive,
+                                    wait=asyncio.sleep, failed=failed)
 
     # ------------------------------------------------------------------ parse
     if "parse" in roles:
@@ -367,7 +386,9 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                     c = await cascade()
                     escalate = cfg.cascade.escalate  # the explain role may run in another process
                     hits0, mem0, known0 = c.stats.cache_hits, c.stats.memory_hits, c.stats.known_normal_hits
-                    judged = await with_model("fast", c.judge, sessions, escalate=False)
+                    judged, poison = await isolating("fast", c.judge, sessions, escalate=False)
+                    for i, e in poison:
+                        await dead_letter_event("detect", ok_events[i], f"model stage failed on this session ({e})")
                     metrics.cache_lookups.labels("fast").inc(len(sessions))
                     metrics.cache_hits.labels("fast").inc(c.stats.cache_hits - hits0)
                     metrics.memory_hits.labels("signature").inc(c.stats.memory_hits - mem0)
@@ -395,16 +416,19 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         async def explain(stream):
             async for events in stream.noack_take(cfg.cascade.full.batch_size, within=cfg.cascade.max_wait_s):
                 metrics.batch_size.labels("explain").observe(len(events))
-                items = []
+                items, item_events = [], []
                 for ev in events:
                     try:
                         d = orjson.loads(ev.value)
                         items.append((session_from_dict(d["session"]), FastAnswer(**d["fast"]), float(d["fast_ms"])))
+                        item_events.append(ev)
                     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                         await dead_letter_event("explain", ev, f"unreadable escalation record ({e})")
                 if items:
                     c = await cascade()
-                    judged = await with_model("full", c.explain, items)
+                    judged, poison = await isolating("full", c.explain, items)
+                    for i, e in poison:
+                        await dead_letter_event("explain", item_events[i], f"model stage failed on this session ({e})")
                     for _, d, _ in judged:
                         metrics.verdicts.labels("full", d.verdict).inc()
                     await publish_alerts(judged)

@@ -32,7 +32,7 @@ from rlog.contract.evidence import FEATURES, evidence_of, logit
 from rlog.contract.prompts import ChatPrompt, Mode
 from rlog.contract.representation import SessionView, prompt_for, sequence_of, signature_key, view_of
 from rlog.metrics import percentiles
-from rlog.pipeline.sessions import Session
+from rlog.pipeline.sessions import Session, SessionLine
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,24 @@ class Cascade:
     def _prompt_of(self, view: SessionView, mode: Mode) -> ChatPrompt:
         backend = self.fast if mode == "fast" else self.full
         return prompt_for(view, mode, self.cfg, self._count(backend))
+
+    def answers(self, stage: Mode) -> bool:
+        """Whether the stage's backend answers a plain one-line session now (one call, no retries).
+
+        Tells an outage (this fails too) from a session only some input breaks (this passes);
+        the memories are not touched.
+        """
+        backend = self.fast if stage == "fast" else self.full
+        if backend is None:
+            return False
+        canary = Session("rlog-canary", "rlog", "window", [SessionLine(0, None, "service heartbeat ok", "canary",
+                                                                       "service heartbeat ok")])
+        try:
+            out = backend.generate([self._prompt_of(view_of(canary, self.cfg.view), stage)],
+                                   GenerationParams(max_new_tokens=1, logprobs=False))
+        except BackendError:
+            return False
+        return len(out) == 1
 
     def needs_escalation(self, fast: FastAnswer) -> bool:
         return needs_escalation(fast, self.cfg.escalate_below, self.threshold, self.band)
