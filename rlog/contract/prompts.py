@@ -72,11 +72,22 @@ _CTRL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 def quote_log_line(text: str, max_chars: int) -> str:
     """Make one log line safe to embed as data: one line, no tags, no control tokens, capped."""
     text = _CTRL_CHARS.sub(" ", text.replace("\r", " ").replace("\n", " ⏎ "))
-    text = _CONTROL_TOKENS.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text)
-    text = _TAGLIKE.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text)
     if len(text) > max_chars:
         text = text[: max_chars - 1] + "…"
-    return text
+    # Defang until nothing is left to defang: taking one token apart can complete another
+    # around it ("<|<answer>|>"). Cutting first means the cut cannot re-open one.
+    while True:
+        out = _TAGLIKE.sub(_defang, _CONTROL_TOKENS.sub(_defang, text))
+        if out == text:
+            return text
+        text = out
+
+
+def _defang(m: re.Match) -> str:
+    return m.group(0).translate(_LOOKALIKE)
+
+
+_LOOKALIKE = str.maketrans({"<": "‹", ">": "›", "[": "⁅", "]": "⁆"})
 
 
 @dataclass(frozen=True)

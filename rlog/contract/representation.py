@@ -122,7 +122,7 @@ def _rarity(e: TemplateEntry) -> tuple:
 
 
 def _entry_text(n: int, e: TemplateEntry, cfg: ViewConfig) -> str:
-    marks = "".join(f" [{m}]" for m in (e.novelty, e.level) if m)
+    marks = "".join(f" [{quote_log_line(m, 24)}]" for m in (e.novelty, e.level) if m)  # a level is header text
     count = f" ×{e.count}" if e.count > 1 else ""
     text = f"{n}.{count}{marks} {quote_log_line(e.template, cfg.max_template_chars)}"
     if e.example:
