@@ -242,6 +242,9 @@ class StreamConfig(_Section):
                                   "shrunk to fit (long texts cut, then repeated lines dropped and counted). Keep it "
                                   "under the broker's message.max.bytes (Kafka's default: 1,048,588)")
     web_port: int = Field(6066, ge=0, le=65535, description="health and Prometheus /metrics port (0: any free port)")
+    web_bind: str = Field("127.0.0.1", min_length=1, description="address the health/metrics server listens on: "
+                          "loopback by default (nothing outside the host reaches it); 0.0.0.0 in a container whose "
+                          "probes and Prometheus scrape the pod address")
     model_threads: int = Field(1, ge=1, description="threads running model calls off the event loop")
     session_timeout_s: float = Field(60.0, ge=6, le=300,
                                      description="consumer-group session timeout: how long a dead worker keeps its "

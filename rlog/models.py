@@ -118,7 +118,18 @@ def resolve_model(name_or_path: str) -> Path:
         raise ModelNotFound(f"{path} is a LoRA adapter: set it as the adapter and its base as the model")
     if not (path / "config.json").is_file():
         raise ModelNotFound(f"{path} is not an HF model folder (no config.json)")
+    _need_safetensors(path, "model")
     return path
+
+
+def _need_safetensors(path: Path, what: str) -> None:
+    """Weights load only from safetensors: a pickled ``.bin`` can run code when it is read."""
+    if any(path.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in path.glob("*.bin"))
+    hint = (f" ({', '.join(pickled)} is pickled, which can run code when loaded; convert it with "
+            "`save_pretrained(..., safe_serialization=True)`)") if pickled else ""
+    raise ModelNotFound(f"{what} folder {path} has no .safetensors weights{hint}")
 
 
 # LoRA adapters shipped inside the package (made by train/make_default_adapters.sh).
@@ -141,6 +152,7 @@ def resolve_adapter(name_or_path: str | Path | None) -> Path | None:
     if not (path / "adapter_config.json").is_file():
         raise ModelNotFound(f"LoRA adapter folder {path} has no adapter_config.json (built-in adapters: "
                             f"{', '.join(BUILTIN_ADAPTERS)})")
+    _need_safetensors(path, "LoRA adapter")
     return path
 
 

@@ -82,7 +82,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
     group = sc.app_id if set(roles) == set(ROLES) else f"{sc.app_id}.{'+'.join(r for r in ROLES if r in roles)}"
     app = faust.App(
         group, broker=faust_broker_url(bootstrap), store="memory://", autodiscover=False,
-        datadir=str(datadir), web_enabled=True, web_port=sc.web_port, web_bind="0.0.0.0",
+        datadir=str(datadir), web_enabled=True, web_port=sc.web_port, web_bind=sc.web_bind,
         topic_partitions=sc.partitions, topic_replication_factor=1, consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0, stream_buffer_maxsize=sc.buffer_maxsize, producer_acks=-1,
         broker_session_timeout=sc.session_timeout_s, broker_heartbeat_interval=min(3.0, sc.session_timeout_s / 3),

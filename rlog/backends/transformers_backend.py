@@ -81,8 +81,10 @@ class TransformersBackend:
         path = Path(model_path)
         adapter = resolve_adapter(adapter)  # checked before the (slow) model load
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            # local files only, never code from the folder, never pickled weights
+            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
+                                                         trust_remote_code=False)
         except (OSError, ValueError) as e:
             raise BackendError(f"cannot load model from {path}: {e}") from None
         if adapter is not None:

@@ -1,0 +1,57 @@
+"""Security basics: no pickled weights or remote code, a loopback health server by default,
+and Kafka secrets that never reach the config printout or the worker's output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rlog.config import load_config
+from rlog.models import ModelNotFound, resolve_adapter, resolve_model
+from stream.broker import EmbeddedBroker, free_port
+
+
+def test_pickled_weights_are_refused_with_the_reason(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (model / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ModelNotFound, match=r"pytorch_model.bin is pickled"):
+        resolve_model(str(model))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ModelNotFound, match=r"no .safetensors weights \(adapter_model.bin is pickled"):
+        resolve_adapter(adapter)
+    assert resolve_adapter("rlog-fast") is not None  # the shipped adapters are safetensors
+
+
+def test_health_and_metrics_listen_on_loopback_unless_told(tmp_path, monkeypatch):
+    from stream.app import build_app
+
+    monkeypatch.setenv("RLOG_CACHE_DIR", str(tmp_path / "cache"))
+    app = build_app(load_config(env={}, overrides={"stream": {"web_port": free_port()}}), "127.0.0.1:9", ("parse",))
+    assert app.conf.web_bind == "127.0.0.1"
+    cfg = load_config(env={"RLOG_STREAM__WEB_BIND": "0.0.0.0", "RLOG_STREAM__WEB_PORT": str(free_port())})
+    assert build_app(cfg, "127.0.0.1:9", ("parse",)).conf.web_bind == "0.0.0.0"
+
+
+def test_kafka_secrets_never_appear_in_output(tmp_path):
+    secret = "s3cr3t-Pa55word-do-not-print"
+    env = {**os.environ, "RLOG_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "RLOG_KAFKA_SASL_MECHANISM": "PLAIN",
+           "RLOG_KAFKA_SASL_PLAIN_USERNAME": "svc-rlog", "RLOG_KAFKA_SASL_PLAIN_PASSWORD": secret,
+           "RLOG_CACHE_DIR": str(tmp_path / "cache")}
+    shown = subprocess.run([sys.executable, "-m", "rlog.cli", "config"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0 and secret not in shown.stdout + shown.stderr
+    with EmbeddedBroker() as broker:  # a real broker without SASL: the handshake fails, logged verbosely
+        run = subprocess.run([sys.executable, "-m", "rlog.cli", "-v", "run", "--broker", broker.bootstrap,
+                              "--role", "parse"], env=env, capture_output=True, text=True, timeout=180)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0 and "SaslHandshake failed" in out  # the verbose path was taken
+    assert secret not in out
