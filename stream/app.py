@@ -34,7 +34,15 @@ from rlog.contract.answers import FastAnswer
 from rlog.pipeline.lines import DeadLetter, decode_line
 from rlog.pipeline.sessions import Session, session_from_dict
 from rlog.pipeline.sessions.sizing import fit_session
-from stream.checkpoint import MEMORY_KEY, PartitionState, restore_memory, restore_states, snapshot_memory, snapshot_state
+from stream.checkpoint import (
+    MEMORY_KEY,
+    PartitionState,
+    checkpoint_records,
+    restore_memory,
+    restore_states,
+    snapshot_memory,
+    snapshot_state,
+)
 from stream.metrics import WorkerMetrics
 from stream.poison import call_isolating
 
@@ -90,6 +98,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         key_serializer="raw", value_serializer="raw", **_credentials(),
     )
     metrics = WorkerMetrics()
+    state_slots: dict[bytes, str] = {}  # which slot each chunked checkpoint is in (stream.checkpoint)
     app.rlog_metrics = metrics  # type: ignore[attr-defined]
     pool = concurrent.futures.ThreadPoolExecutor(sc.model_threads, thread_name_prefix="rlog-model")
     topics = {k: app.topic(v, key_type=bytes, value_type=bytes, partitions=sc.partitions if k != "state" else 1)
@@ -120,7 +129,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 e = f if (same and f is not None) else load_backend(cfg.cascade.full)
             c = Cascade(f, e, cfg.cascade)  # type: ignore[arg-type]
             if cfg.cascade.memory.persist:
-                saved = restore_memory(bootstrap, names["state"], cfg)
+                saved = restore_memory(bootstrap, names["state"], cfg, state_slots)
                 if saved is not None:
                     n = c.load_memory(saved)
                     log.info("restored verdict memory: %d verdicts, %d known-normal templates", n, len(c.known))
@@ -139,7 +148,9 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
             return
         if time.monotonic() - memory_saved.get("t", 0.0) < cfg.cascade.memory.save_interval_s:
             return
-        await send("state", MEMORY_KEY, snapshot_memory(c.memory_state(), cfg))
+        for k, v in checkpoint_records(MEMORY_KEY, snapshot_memory(c.memory_state(), cfg), sc.max_record_bytes,
+                                      state_slots):
+            await send("state", k, v)
         memory_saved.update(t=time.monotonic(), calls=_calls(c))
         metrics.memory_entries.set(len(c.cache) + len(c.fast_cache) + len(c.full_cache) + len(c.known))
 
@@ -221,7 +232,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 want = sorted(set(partitions) - set(states))
                 if not want:
                     return
-                saved = await asyncio.to_thread(restore_states, bootstrap, names["state"], cfg)
+                saved = await asyncio.to_thread(restore_states, bootstrap, names["state"], cfg, state_slots)
                 for partition in want:
                     if partition in states:
                         continue
@@ -299,7 +310,8 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 acks = list(pending_acks)
                 pending_acks.clear()
                 for partition, snap in snaps:
-                    await send("state", str(partition).encode(), snap)
+                    for k, v in checkpoint_records(str(partition).encode(), snap, sc.max_record_bytes, state_slots):
+                        await send("state", k, v)
                     metrics.checkpoints.inc()
                 for ev in acks:
                     await stream.ack(ev)

@@ -76,16 +76,80 @@ def load_snapshot(data: bytes, cfg: RlogConfig) -> PartitionState | None:
     return st
 
 
-def restore_states(bootstrap: str, topic: str, cfg: RlogConfig) -> dict[int, PartitionState]:
+# A checkpoint bigger than one record (thousands of open sessions) is written in pieces, in
+# one of two slots per key: ``<key>#<slot>#<i>`` records carrying the pieces, then ``<key>``
+# itself carrying a manifest (slot, generation, piece count). Each write uses the slot the
+# current manifest does not point to, and the manifest goes last, so a crash mid-write leaves
+# the previous checkpoint whole; the topic stays bounded (two slots, compacted by key). A
+# checkpoint that fits is one record, as before. ``slots`` (key -> slot in use) is filled by
+# ``latest_checkpoints`` on restore and kept up to date by ``checkpoint_records``.
+_CHUNK, _MANIFEST = b"RLCK", b"RLCM"
+
+
+def checkpoint_records(key: bytes, data: bytes, limit: int, slots: dict[bytes, str]) -> list[tuple[bytes, bytes]]:
+    """The records that store ``data`` under ``key``, none over ``limit`` bytes, in write order."""
+    if len(data) <= limit:
+        slots.pop(key, None)
+        return [(key, data)]
+    slot = "b" if slots.get(key) == "a" else "a"
+    gen = f"{time.time_ns():x}"
+    size = limit - 64  # room for the piece header
+    pieces = [data[i: i + size] for i in range(0, len(data), size)]
+    out = [(_piece_key(key, slot, i), _piece_head(gen, i) + piece) for i, piece in enumerate(pieces)]
+    out.append((key, _MANIFEST + orjson.dumps({"slot": slot, "gen": gen, "pieces": len(pieces), "bytes": len(data)})))
+    slots[key] = slot
+    return out
+
+
+def _piece_key(key: bytes, slot: str, i: int) -> bytes:
+    return b"%s#%s#%d" % (key, slot.encode(), i)
+
+
+def _piece_head(gen: str, i: int) -> bytes:
+    return b"%s%s:%d\n" % (_CHUNK, gen.encode(), i)
+
+
+def latest_checkpoints(records, slots: dict[bytes, str] | None = None) -> dict[bytes, bytes]:
+    """The latest whole checkpoint under each key of a state topic's records (pieces put together)."""
+    latest: dict[bytes, bytes] = {}
+    for rec in records:
+        if rec.key is not None and rec.value is not None:
+            latest[bytes(rec.key)] = bytes(rec.value)
+    out: dict[bytes, bytes] = {}
+    for key, value in latest.items():
+        if b"#" in key:
+            continue
+        if not value.startswith(_MANIFEST):
+            out[key] = value
+            continue
+        m = orjson.loads(value[len(_MANIFEST):])
+        if slots is not None:
+            slots[key] = m["slot"]
+        parts = []
+        for i in range(m["pieces"]):
+            piece = latest.get(_piece_key(key, m["slot"], i), b"")
+            head = _piece_head(m["gen"], i)
+            if not piece.startswith(head):
+                log.error("checkpoint %s: piece %d of %d is missing or from another write; not restored",
+                          key.decode("utf-8", "replace"), i, m["pieces"])
+                break
+            parts.append(piece[len(head):])
+        else:
+            data = b"".join(parts)
+            if len(data) == m["bytes"]:
+                out[key] = data
+    return out
+
+
+def restore_states(bootstrap: str, topic: str, cfg: RlogConfig,
+                   slots: dict[bytes, str] | None = None) -> dict[int, PartitionState]:
     """The latest checkpoint of every input partition found on ``topic`` ({} when none)."""
     from stream.kafka_io import read_topic_to_end
 
     latest: dict[int, bytes] = {}
-    for rec in read_topic_to_end(bootstrap, topic, timeout_s=120.0):
-        if rec.key is None:
-            continue
+    for key, value in latest_checkpoints(read_topic_to_end(bootstrap, topic, timeout_s=120.0), slots).items():
         try:
-            latest[int(rec.key)] = rec.value
+            latest[int(key)] = value
         except ValueError:
             continue
     out = {}
@@ -128,14 +192,11 @@ def load_memory_snapshot(data: bytes, cfg: RlogConfig) -> dict | None:
     return body["memory"]
 
 
-def restore_memory(bootstrap: str, topic: str, cfg: RlogConfig) -> dict | None:
+def restore_memory(bootstrap: str, topic: str, cfg: RlogConfig, slots: dict[bytes, str] | None = None) -> dict | None:
     """The latest verdict memory on ``topic`` (None when there is none or it does not fit)."""
     from stream.kafka_io import read_topic_to_end
 
-    latest = None
-    for rec in read_topic_to_end(bootstrap, topic, timeout_s=120.0):
-        if rec.key == MEMORY_KEY:
-            latest = rec.value
+    latest = latest_checkpoints(read_topic_to_end(bootstrap, topic, timeout_s=120.0), slots).get(MEMORY_KEY)
     if latest is None:
         return None
     try:

@@ -50,3 +50,32 @@ def test_continuation_is_capped():
         p.feed(ln)
     (rec,) = p.flush()
     assert rec.raw.count("\n") == 2 and "continuation_capped" in rec.flags
+
+
+def test_a_checkpoint_over_the_record_limit_is_written_in_pieces_and_read_back_whole():
+    """A parser state with thousands of open sessions is bigger than one Kafka record: it is
+    written in pieces, the manifest last, in the slot the current one is not in, so a torn
+    write leaves the previous checkpoint readable."""
+    import os
+    from types import SimpleNamespace as Rec
+
+    from stream.checkpoint import checkpoint_records, latest_checkpoints
+
+    slots: dict[bytes, str] = {}
+    small = b"x" * 100
+    assert checkpoint_records(b"0", small, 1000, slots) == [(b"0", small)]  # fits: one record, as before
+    big = os.urandom(5000)
+    recs = checkpoint_records(b"1", big, 1000, slots)
+    assert len(recs) > 5 and all(len(v) <= 1000 for _, v in recs) and recs[-1][0] == b"1"
+    topic = [Rec(key=b"0", value=small), *(Rec(key=k, value=v) for k, v in recs)]
+    restored: dict[bytes, str] = {}
+    assert latest_checkpoints(topic, restored) == {b"0": small, b"1": big} and restored == slots
+    newer = checkpoint_records(b"1", os.urandom(5000), 1000, restored)  # a restarted writer: the other slot
+    torn = topic + [Rec(key=k, value=v) for k, v in newer[:-1]]  # crashed before its manifest
+    assert latest_checkpoints(torn)[b"1"] == big  # the previous checkpoint is still whole
+    done = torn + [Rec(key=b"1", value=newer[-1][1])]
+    assert latest_checkpoints(done)[b"1"] != big and len(latest_checkpoints(done)[b"1"]) == 5000
+    again = checkpoint_records(b"1", os.urandom(3000), 1000, restored)  # back to the first slot: bounded keys
+    assert {k for k, _ in again} <= {k for k, _ in recs}
+    broken = done + [Rec(key=k, value=v) for k, v in again[:1]] + [Rec(key=b"1", value=again[-1][1])]
+    assert b"1" not in latest_checkpoints(broken)  # a manifest whose pieces are not all there: refused, not spliced
