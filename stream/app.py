@@ -241,6 +241,9 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                         log.info("partition %d: restored parser state at offset %d (%d templates, %d open sessions)",
                                  partition, st.offset, sum(len(t) for t in st.pipe.templates().values()),
                                  st.pipe.sessionizer.open_count)
+                    else:
+                        log.info("partition %d: no parser checkpoint on %s; starting cold from the committed "
+                                 "offset (templates and open sessions start afresh)", partition, names["state"])
                     states[partition] = st
 
         def release(partitions: Iterable[int]) -> None:
