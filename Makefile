@@ -8,7 +8,7 @@ SIM     ?= $(OUT)/sim
 # The embedded default: a simulated estate with faults and look-alikes injected (seeded).
 SIM_ARGS ?= --lines 1200 --seed 7 --rate 3 --fault-gap 20 --benign-gap 40 --warmup 10
 
-.PHONY: install demo demo-offline demo-bgl bench bench-quick test lint clean
+.PHONY: install demo demo-offline demo-bgl bench bench-quick soak test lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -56,6 +56,12 @@ bench: install
 
 bench-quick: install
 	$(BIN)/rlog bench --preset quick --out $(OUT)/bench/quick
+
+# A million lines, 100,000 distinct templates and 10 MB lines through the parse role on the
+# embedded broker: memory, template count and throughput every 100,000 lines (minutes).
+soak: install
+	$(BIN)/python -m benchmarks.soak --out $(OUT)/soak
+	mkdir -p benchmarks/results/soak && cp $(OUT)/soak/soak.json $(OUT)/soak/soak.md $(OUT)/soak/soak.png benchmarks/results/soak/
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a green run.
 test: install
