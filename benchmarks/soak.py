@@ -6,7 +6,8 @@ Lines come from ``--templates`` distinct random templates (every one new to Drai
 case for its bounded cluster table) with variable values, plus a giant line (``--big-mb``)
 every ``--big-every`` lines. A parse-only worker reads them; every ``--report-every`` lines
 consumed the run records the worker's resident memory, its template count and open sessions,
-and the throughput of that stretch. Memory must stay flat, the template count at its bound,
+and the throughput of that stretch. Lines go under 8 record keys (sources), each with its own
+Drain3 miner bounded by ``parse.max_clusters``: the template bound is 8 times that. Memory must stay flat, the template count at its bound,
 the throughput level. Results: ``soak.json``, ``soak.md`` (table) and ``soak.png``.
 """
 
