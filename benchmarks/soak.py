@@ -8,7 +8,8 @@ every ``--big-every`` lines. A parse-only worker reads them; every ``--report-ev
 consumed the run records the worker's resident memory, its template count and open sessions,
 and the throughput of that stretch. Lines go under 8 record keys (sources), each with its own
 Drain3 miner bounded by ``parse.max_clusters``: the template bound is 8 times that. Memory
-must stay flat, the template count at its bound, the throughput level. Results: ``soak.json``, ``soak.md`` (table) and ``soak.png``.
+must stay flat, the template count at its bound, the throughput level. Results:
+``soak.json``, ``soak.md`` (table) and ``soak.png``.
 """
 
 from __future__ import annotations
