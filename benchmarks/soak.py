@@ -45,8 +45,10 @@ def _word(k: int) -> str:
 def soak_line(i: int, rng: random.Random, templates: int) -> str:
     """Line ``i``: one of ``templates`` constant-word patterns with random values."""
     k = rng.randrange(templates)
-    return (f"{_word(k)} {_word(k * 7 + 3)} handler {_word(k * 13 + 5)} finished in {rng.randrange(10_000)} ms "
-            f"for request {rng.getrandbits(48):x} ({i})")
+    # Drain3 branches on the token count, then on the first tokens: vary both, or its tree's
+    # fan-out limit (max_children) would fold the patterns long before the cluster bound
+    words = " ".join(_word(k * (j + 3) + j) for j in range(k % 24 + 2))
+    return f"{words} finished in {rng.randrange(10_000)} ms for request {rng.getrandbits(48):x} ({i})"
 
 
 def _rss_mb(pid: int) -> float | None:
