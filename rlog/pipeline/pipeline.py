@@ -21,6 +21,7 @@ from rlog.pipeline.formats import LogFormat, get_format
 from rlog.pipeline.lines import DeadLetter, Line
 from rlog.pipeline.records import LogRecord, RecordParser
 from rlog.pipeline.sessions import Session, SessionLine, make_sessionizer
+from rlog.pipeline.sessions.base import clock_step
 from rlog.pipeline.templates import TemplateStore
 from rlog.truth import LineTruth
 
@@ -156,18 +157,13 @@ class Pipeline:
         as the time windows' clocks: a jump beyond ``session.max_jump_s`` counts only once
         three records in a row confirm it, so one line stamped years ahead cannot make the
         stream's clock close every session each tick."""
-        jump = self.cfg.session.max_jump_s
         assert item.ts is not None
-        if self.last_ts is None or not jump or item.ts - self.last_ts <= jump:
-            self._ahead = 0
+        trusted, self._ahead = clock_step(self.last_ts, item.ts, self.cfg.session.max_jump_s, self._ahead)
+        if trusted:
+            self.last_ts = item.ts
         else:
-            self._ahead += 1
-            if self._ahead < 3:
-                item.flags = (*item.flags, "time_jump")
-                self.stats.flags["time_jump"] += 1
-                return
-            self._ahead = 0
-        self.last_ts = item.ts
+            item.flags = (*item.flags, "time_jump")
+            self.stats.flags["time_jump"] += 1
 
     def _finish(self, closed: list[Session]) -> list[Session]:
         """Refresh each line's template to its cluster's current one before judging.

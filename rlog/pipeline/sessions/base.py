@@ -11,6 +11,22 @@ from rlog.pipeline.sessions.session import Session, SessionLine
 log = logging.getLogger("rlog.pipeline.sessions")
 
 
+JUMP_CONFIRM = 3  # lines in a row far ahead of a clock that make it jump
+
+
+def clock_step(clock: float | None, ts: float, max_jump_s: float, ahead: int,
+               confirm: int = JUMP_CONFIRM) -> tuple[bool, int]:
+    """Whether ``ts`` may move an event clock now at ``clock``, and the new count of lines in a
+    row far ahead of it. A time more than ``max_jump_s`` ahead (0: no limit) counts only once
+    ``confirm`` lines in a row agree (a source back after a long silence); until then it is read
+    as untimed, so one line stamped years ahead cannot move the clock."""
+    if clock is None or not max_jump_s or ts - clock <= max_jump_s:
+        return True, 0
+    if ahead + 1 >= confirm:
+        return True, 0
+    return False, ahead + 1
+
+
 @dataclass
 class SessionStats:
     opened: int = 0

@@ -6,7 +6,7 @@ import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from rlog.pipeline.sessions.base import BaseSessionizer
+from rlog.pipeline.sessions.base import JUMP_CONFIRM, BaseSessionizer, clock_step
 from rlog.pipeline.sessions.session import Session, SessionLine, session_from_state, session_to_state
 
 
@@ -115,7 +115,7 @@ class TimeWindowSessionizer(_WindowBase):
     """
 
     def __init__(self, size_s: float, step_s: float | None = None, *, max_len: int = 1000,
-                 max_open: int = 10_000, max_jump_s: float = 86_400.0, confirm: int = 3) -> None:
+                 max_open: int = 10_000, max_jump_s: float = 86_400.0, confirm: int = JUMP_CONFIRM) -> None:
         super().__init__(max_open)
         self.size, self.step = float(size_s), float(step_s or size_s)
         if self.size <= 0 or not 0 < self.step <= self.size:
@@ -135,15 +135,9 @@ class TimeWindowSessionizer(_WindowBase):
 
     def _trusted(self, state: list, ts: float) -> bool:
         """Whether ``ts`` may move the source's clock (see the class docstring)."""
-        if state[0] is None or not self.max_jump_s or ts - state[0] <= self.max_jump_s:
-            state[2] = 0
-            return True
-        state[2] += 1
-        if state[2] >= self.confirm:
-            state[2] = 0
-            return True
-        self.stats.untimed += 1
-        return False
+        trusted, state[2] = clock_step(state[0], ts, self.max_jump_s, state[2], self.confirm)
+        self.stats.untimed += not trusted
+        return trusted
 
     def add(self, source: str, line: SessionLine) -> list[Session]:
         state, out = self._state(source, lambda: [None, {}, 0])
