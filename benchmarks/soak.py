@@ -15,10 +15,7 @@ must stay flat, the template count at its bound, the throughput level. Results:
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -51,16 +48,6 @@ def soak_line(i: int, rng: random.Random, templates: int) -> str:
     return f"{words} finished in {rng.randrange(10_000)} ms for request {rng.getrandbits(48):x} ({i})"
 
 
-def _rss_mb(pid: int) -> float | None:
-    try:
-        for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if ln.startswith("VmRSS:"):
-                return int(ln.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def run_soak(lines: int, templates: int, big_every: int, big_mb: float, report_every: int, out: Path,
              seed: int = 0, max_clusters: int = 5000) -> dict:
     out.mkdir(parents=True, exist_ok=True)
@@ -76,10 +63,7 @@ def run_soak(lines: int, templates: int, big_every: int, big_mb: float, report_e
     produced = {"n": 0, "big": 0}
     with EmbeddedBroker() as broker:
         ensure_topics(broker.bootstrap, {f"{name}.raw": 2})
-        with open(log_path, "wb") as logf:
-            proc = subprocess.Popen([sys.executable, "-m", "rlog.cli", "run", "--broker", broker.bootstrap, "--config",
-                                     str(cfg_path), "--role", "parse"], stdout=logf, stderr=subprocess.STDOUT,
-                                    start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = wp.start_worker(cfg_path, broker.bootstrap, log_path, roles=("parse",), verbose=False)
         try:
             if not wp.wait_ready(port, proc, log_path):
                 raise RuntimeError(f"the worker did not start; see {log_path}")
@@ -105,7 +89,7 @@ def run_soak(lines: int, templates: int, big_every: int, big_mb: float, report_e
                 n = int(m.get("rlog_lines_total", 0))
                 now = time.monotonic()
                 if n >= next_report or (n >= lines and not t.is_alive()):
-                    rows.append({"lines": n, "seconds": round(now - t0, 1), "rss_mb": _rss_mb(proc.pid),
+                    rows.append({"lines": n, "seconds": round(now - t0, 1), "rss_mb": wp.rss_mb(proc.pid),
                                  "templates": int(m.get("rlog_templates", 0)),
                                  "open_sessions": int(m.get("rlog_open_sessions", 0)),
                                  "lines_per_s": round((n - last_n) / max(1e-9, now - last_t), 1),
@@ -121,12 +105,7 @@ def run_soak(lines: int, templates: int, big_every: int, big_mb: float, report_e
                 time.sleep(0.5)
             peak = wp.peak_rss_mb(proc.pid)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+            wp.stop_worker(proc)
     res = {"lines": lines, "templates_generated": templates, "big_lines": produced["big"], "big_mb": big_mb,
            "max_clusters": max_clusters, "worker_peak_rss_mb": peak, "rows": rows,
            "elapsed_s": rows[-1]["seconds"] if rows else None}

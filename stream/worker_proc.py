@@ -39,10 +39,13 @@ def write_config(conf: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def start_worker(config_path: Path, bootstrap: str, log_path: Path) -> subprocess.Popen:
+def start_worker(config_path: Path, bootstrap: str, log_path: Path, *, roles: tuple[str, ...] = (),
+                 verbose: bool = True) -> subprocess.Popen:
+    """An ``rlog run`` worker process (all roles unless ``roles`` names some)."""
+    args = [sys.executable, "-m", "rlog.cli", *(["-v"] if verbose else []), "run", "--broker", bootstrap, "--config",
+            str(config_path), *(a for r in roles for a in ("--role", r))]
     with open(log_path, "wb") as logf:
-        return subprocess.Popen([sys.executable, "-m", "rlog.cli", "-v", "run", "--broker", bootstrap, "--config",
-                                 str(config_path)], stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+        return subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
@@ -87,9 +90,18 @@ def all_judged(m: dict[str, float], expected: int) -> bool:
 
 def peak_rss_mb(pid: int) -> float | None:
     """The process's peak resident memory (Linux VmHWM), None where /proc does not say."""
+    return _status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int) -> float | None:
+    """The process's resident memory now (Linux VmRSS), None where /proc does not say."""
+    return _status_mb(pid, "VmRSS")
+
+
+def _status_mb(pid: int, key: str) -> float | None:
     try:
         for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if ln.startswith("VmHWM:"):
+            if ln.startswith(f"{key}:"):
                 return int(ln.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
         return None
