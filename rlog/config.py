@@ -150,6 +150,20 @@ class MemoryConfig(_Section):
                                                            "interval costs calls, never verdicts)")
 
 
+class IncidentConfig(_Section):
+    """Open incidents (``rlog.cascade.incidents``): one judgement and one explanation for the many
+    sessions of the same trouble."""
+
+    enabled: bool = Field(True, description="answer a session from an open incident whose unfamiliar templates it "
+                                            "all holds (no model call), and give a flagged session the explanation "
+                                            "of an open incident like it (no R-Log call)")
+    window_s: float = Field(1800.0, gt=0, description="an incident stays open this long after its last session "
+                                                      "(event time where lines carry it, else the wall clock)")
+    min_overlap: float = Field(0.5, gt=0, le=1, description="a flagged session shares an incident's explanation when "
+                                                            "their unfamiliar templates overlap this much (Jaccard)")
+    size: int = Field(2000, ge=1, description="remembered incident patterns (LRU)")
+
+
 class ExplainConfig(_Section):
     """How R-Log writes an escalation's answer (``rlog.cascade.explain``)."""
 
@@ -186,6 +200,7 @@ class CascadeConfig(_Section):
     max_wait_s: float = Field(2.0, ge=0, description="longest a session waits for its batch to fill (streaming)")
     view: ViewConfig = Field(default_factory=ViewConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    incidents: IncidentConfig = Field(default_factory=IncidentConfig)
     scoring: Literal["auto", "logits", "generate"] = Field(
         "auto", description="R-Log-fast: logits reads P(abnormal) in one forward pass (no decoding); generate decodes "
                             "the answer; auto: logits where the backend can")

@@ -128,6 +128,7 @@ class Alert:
     close_reason: str = ""
     fallback: list[str] = field(default_factory=list)  # fields filled from the evidence, not written by a model
     category_by: str = "rlog"  # who named the category: rlog, fitted (the category model) or rule (keywords)
+    incident_id: str | None = None  # the open incident it is part of (rlog.cascade.incidents)
     schema: str = SCHEMA
 
     def to_dict(self) -> dict:

@@ -4,7 +4,8 @@ Plain Python around two ``Backend`` objects, so the stream, ``rlog analyze`` and
 benchmarks run the same decisions. A session is shown to the models as its view
 (``rlog.contract.representation``) and remembered by its signature
 (``rlog.cascade.memory``): a known session, or one made only of templates already judged
-normal, never reaches a model.
+normal, never reaches a model. Sessions of the same trouble are one open incident
+(``rlog.cascade.incidents``): judged once, explained once.
 
 R-Log-fast is a one-pass scorer where the backend can return logits: P(abnormal) is read
 at the verdict position and compared with the adapter's calibrated threshold; sessions at
@@ -25,6 +26,7 @@ from rlog.cascade.alerts import Alert, alert_id, headline_of, pick_evidence
 from rlog.cascade.category import CategoryModel, category_model_for
 from rlog.cascade.explain import structured_answer, written_budget
 from rlog.cascade.fallback import category_of, complete
+from rlog.cascade.incidents import Incident, Incidents
 from rlog.cascade.memory import KnownNormal, VerdictCache, sequence_key
 from rlog.config import CascadeConfig
 from rlog.contract.answers import FastAnswer, FullAnswer, parse_fast, parse_full
@@ -74,6 +76,7 @@ class Decision:
     fast_ms: float = 0.0
     full_ms: float = 0.0
     known_normal: bool = False  # decided by the known-normal template memory, no model call
+    incident: str | None = None  # the open incident the session is part of (abnormal verdicts)
 
     @property
     def escalated(self) -> bool:
@@ -92,13 +95,13 @@ def decision_to_state(d: Decision) -> list:
     full = None
     if d.full is not None:
         full = {**asdict(d.full), "reasoning": ""}
-    return [d.verdict, asdict(d.fast), full, round(d.fast_ms, 1), round(d.full_ms, 1), d.known_normal]
+    return [d.verdict, asdict(d.fast), full, round(d.fast_ms, 1), round(d.full_ms, 1), d.known_normal, d.incident]
 
 
 def decision_from_state(row: list) -> Decision:
-    verdict, fast, full, fast_ms, full_ms, known = row
+    verdict, fast, full, fast_ms, full_ms, known, *rest = row  # rows saved before incidents have six fields
     return Decision(verdict, FastAnswer(**fast), FullAnswer(**full) if full is not None else None, fast_ms, full_ms,
-                    known)
+                    known, rest[0] if rest else None)
 
 
 @dataclass
@@ -106,6 +109,8 @@ class CascadeStats:
     sessions: int = 0
     memory_hits: int = 0  # remembered signatures (and duplicates inside one batch)
     known_normal_hits: int = 0
+    incident_hits: int = 0  # sessions answered from an open incident
+    explanations_reused: int = 0  # flagged sessions given an open incident's explanation instead of R-Log's
     fast_calls: int = 0
     fast_batches: int = 0
     full_calls: int = 0
@@ -122,8 +127,8 @@ class CascadeStats:
 
     @property
     def cache_hits(self) -> int:
-        """Sessions answered from memory: a remembered signature or known-normal templates."""
-        return self.memory_hits + self.known_normal_hits
+        """Sessions answered from memory: a remembered signature, known-normal templates or an open incident."""
+        return self.memory_hits + self.known_normal_hits + self.incident_hits
 
     @property
     def cache_hit_ratio(self) -> float:
@@ -151,6 +156,10 @@ class Cascade:
         self.fast_cache = VerdictCache(size)  # fast-only decisions of judge(escalate=False)
         self.full_cache = VerdictCache(size)  # decisions of explain()
         self.known = KnownNormal(cfg.memory.templates)
+        ic = cfg.incidents
+        isize = ic.size if ic.enabled else 0
+        self.incidents: Incidents[Decision] = Incidents(isize, ic.window_s, ic.min_overlap)  # final decisions
+        self.fast_incidents: Incidents[Decision] = Incidents(isize, ic.window_s, ic.min_overlap)  # fast-only ones
         self.stats = CascadeStats()
         self._sleep = sleep
         self.fast_params = GenerationParams(cfg.fast.max_new_tokens, cfg.fast.temperature, ("</answer>",))
@@ -345,10 +354,12 @@ class Cascade:
         if escalate is None:
             escalate = self.cfg.escalate and self.full is not None
         cache = self.cache if escalate else self.fast_cache
+        incidents = self.incidents if escalate else self.fast_incidents
         keys = [self.key(s) for s in sessions]
         decided: dict[str, Decision] = {}
         cached: set[str] = set()
         todo: dict[str, Session] = {}
+        unfamiliar: dict[str, frozenset[str]] = {}
         for s, k in zip(sessions, keys, strict=True):
             self.stats.sessions += 1
             if k in decided or k in todo:
@@ -359,34 +370,91 @@ class Cascade:
                 decided[k] = hit
                 cached.add(k)
                 self.stats.memory_hits += 1
-            elif self.known.covers(s):
+                continue
+            if self.known.covers(s):
                 decided[k] = Decision("normal", FastAnswer("normal", None), known_normal=True)
                 cached.add(k)
                 self.stats.known_normal_hits += 1
+                continue
+            unfamiliar[k] = self.known.unfamiliar(s)
+            inc = incidents.recall(s.source, unfamiliar[k], s.end_ts)
+            if inc is not None:
+                decided[k] = inc.decision
+                cached.add(k)
+                self.stats.incident_hits += 1
             else:
                 todo[k] = s
         if todo:
             fast_answers = self._fast_stage(todo)
             esc = {k: todo[k] for k in todo if escalate and self.needs_escalation(fast_answers[k][0])}
+            reused = self._explained(esc, {k: fast_answers[k][0] for k in esc}, unfamiliar, incidents)
             full_answers = self._full_stage(esc, {k: self._settled(fast_answers[k][0]) for k in esc})
             for k, s in todo.items():
                 fa, ft = fast_answers[k]
-                full, lt = full_answers.get(k, (None, 0.0))
-                d = Decision(final_verdict(fa, full, self.cfg.verdict), fa, full, ft, lt)
+                if k in reused:
+                    d = self._joined(reused[k], fa, ft)
+                else:
+                    full, lt = full_answers.get(k, (None, 0.0))
+                    d = self._opening(Decision(final_verdict(fa, full, self.cfg.verdict), fa, full, ft, lt),
+                                      s, unfamiliar[k], incidents)
                 decided[k] = d
                 cache.put(k, d)
                 if self._confidently_normal(d):
                     self.known.learn(s)
         return self._tally(sessions, keys, decided, cached)
 
-    def explain(self, items: Sequence[tuple[Session, FastAnswer, float]]) -> list[tuple[Session, Decision, bool]]:
-        """The full stage for sessions the fast stage escalated (the stream's explain role)."""
+    def unfamiliar(self, session: Session) -> frozenset[str]:
+        """The session's templates the known-normal memory does not cover (what incidents are matched by)."""
+        return self.known.unfamiliar(session)
+
+    def _explained(self, esc: dict[str, Session], fast: dict[str, FastAnswer], unfamiliar: dict[str, frozenset[str]],
+                   incidents: Incidents[Decision]) -> dict[str, Incident[Decision]]:
+        """Escalations an open, explained incident already answers; taken out of ``esc``.
+
+        A session whose unfamiliar part holds all of an incident's pattern is part of it; a flagged
+        one (settled abnormal) that is only like one shares its explanation. Unsure sessions still
+        go to R-Log, whose verdict they need."""
+        out = {}
+        explained = lambda d: d.full is not None and d.full.ok  # noqa: E731
+        for k in list(esc):
+            s, u = esc[k], unfamiliar[k]
+            inc = incidents.recall(s.source, u, s.end_ts)
+            if inc is not None and not explained(inc.decision):
+                inc = None
+            if inc is None and self._settled(fast[k]) == "abnormal":
+                inc = incidents.similar(s.source, u, s.end_ts, usable=explained)
+            if inc is not None:
+                out[k] = inc
+                del esc[k]
+        return out
+
+    def _joined(self, inc: Incident[Decision], fa: FastAnswer, fast_ms: float) -> Decision:
+        """The decision of a flagged session that takes an open incident's explanation."""
+        self.stats.explanations_reused += 1
+        return Decision("abnormal", fa, inc.decision.full, fast_ms, 0.0, incident=inc.incident_id)
+
+    def _opening(self, d: Decision, s: Session, unfamiliar: frozenset[str], incidents: Incidents[Decision]) -> Decision:
+        """An abnormal decision opens an incident (named in the decision) that later sessions join."""
+        if d.verdict == "abnormal":
+            inc = incidents.open(s.source, unfamiliar, s.end_ts, d)
+            if inc is not None:
+                d.incident = inc.incident_id
+        return d
+
+    def explain(self, items: Sequence[tuple[Session, FastAnswer, float]],
+                unfamiliar: Sequence[frozenset[str] | None] | None = None) -> list[tuple[Session, Decision, bool]]:
+        """The full stage for sessions the fast stage escalated (the stream's explain role).
+
+        ``unfamiliar``: per item, its unfamiliar templates as the detect role saw them (the
+        escalation record carries them: this role's own known-normal memory may be empty);
+        None: read from this cascade's memory."""
         keys = [self.key(s) for s, _, _ in items]
         decided: dict[str, Decision] = {}
         cached: set[str] = set()
         todo: dict[str, Session] = {}
+        unf: dict[str, frozenset[str]] = {}
         fast = {k: (fa, ms) for k, (_, fa, ms) in zip(keys, items, strict=True)}
-        for (s, _, _), k in zip(items, keys, strict=True):
+        for i, ((s, _, _), k) in enumerate(zip(items, keys, strict=True)):
             if k in decided or k in todo:
                 continue
             hit = self.full_cache.get(k)
@@ -394,12 +462,20 @@ class Cascade:
                 decided[k] = hit
                 cached.add(k)
             else:
+                given = unfamiliar[i] if unfamiliar is not None else None
+                unf[k] = frozenset(given) if given is not None else self.known.unfamiliar(s)
                 todo[k] = s
+        reused = self._explained(todo, {k: fast[k][0] for k in todo}, unf, self.incidents)
         full_answers = self._full_stage(todo, {k: self._settled(fast[k][0]) for k in todo})
-        for k in todo:
+        for k in reused:
+            fa, ft = fast[k]
+            decided[k] = d = self._joined(reused[k], fa, ft)
+            self.full_cache.put(k, d)
+        for k, s in todo.items():
             fa, ft = fast[k]
             full, lt = full_answers[k]
-            d = Decision(final_verdict(fa, full, self.cfg.verdict), fa, full, ft, lt)
+            d = self._opening(Decision(final_verdict(fa, full, self.cfg.verdict), fa, full, ft, lt), s, unf[k],
+                              self.incidents)
             decided[k] = d
             self.full_cache.put(k, d)
         return self._tally([s for s, _, _ in items], keys, decided, cached)
@@ -420,7 +496,9 @@ class Cascade:
         """The verdict memories as plain data (the most recent ``memory.persist`` of each)."""
         n = self.cfg.memory.persist
         return {"cache": self.cache.state(decision_to_state, n), "fast": self.fast_cache.state(decision_to_state, n),
-                "full": self.full_cache.state(decision_to_state, n), "known": self.known.state(n)}
+                "full": self.full_cache.state(decision_to_state, n), "known": self.known.state(n),
+                "incidents": self.incidents.state(decision_to_state, n),
+                "fast_incidents": self.fast_incidents.state(decision_to_state, n)}
 
     def load_memory(self, state: dict) -> int:
         """Fold a saved memory in; returns how many verdicts it held."""
@@ -428,6 +506,8 @@ class Cascade:
         self.fast_cache.load_state(state.get("fast", []), decision_from_state)
         self.full_cache.load_state(state.get("full", []), decision_from_state)
         self.known.load_state(state.get("known", []))
+        self.incidents.load_state(state.get("incidents", {}), decision_from_state)
+        self.fast_incidents.load_state(state.get("fast_incidents", {}), decision_from_state)
         return len(self.cache) + len(self.fast_cache) + len(self.full_cache)
 
     # ------------------------------------------------------------------ alerts
@@ -469,6 +549,7 @@ class Cascade:
                 latency_ms={"fast": 0.0 if was_cached else round(d.fast_ms, 1),
                             "full": 0.0 if was_cached else round(d.full_ms, 1)},
                 errors=d.errors, close_reason=s.close_reason, fallback=full.fallback, category_by=category_by,
+                incident_id=d.incident,
             ))
         self.stats.alerts += len(out)
         return out

@@ -82,16 +82,21 @@ class KnownNormal:
         while len(self._d) > self.size:
             self._d.popitem(last=False)
 
-    def covers(self, session: Session) -> bool:
-        """True when every template of the session is known-normal at this count or more."""
-        if self.size <= 0 or not session.lines:
-            return False
-        buckets = self._buckets(session)
-        for tid, b in buckets.items():
+    def unfamiliar(self, session: Session) -> frozenset[str]:
+        """The session's template ids not known-normal at their count: what makes it worth a look
+        (``rlog.cascade.incidents`` remembers incidents by it). Pure lookup, no LRU touch."""
+        out = []
+        for tid, b in self._buckets(session).items():
             known = self._d.get((session.source, tid))
             if known is None or b > known:
-                return False
-        for tid in buckets:
+                out.append(tid)
+        return frozenset(out)
+
+    def covers(self, session: Session) -> bool:
+        """True when every template of the session is known-normal at this count or more."""
+        if self.size <= 0 or not session.lines or self.unfamiliar(session):
+            return False
+        for tid, _, _ in session.template_counts():
             self._d.move_to_end((session.source, tid))
         return True
 
