@@ -84,7 +84,7 @@ def evaluate_explanations(cascade: Cascade, sessions: Sequence[Session], inciden
         inc = incidents.get(truth.incident or "", {})
         evidence = pick_evidence(s, view_of(s, cascade.cfg.view), cascade.cfg.evidence_lines)
         t0 = time.perf_counter()
-        _, d, _ = cascade.explain([(s, FastAnswer("abnormal", 1.0, p_abnormal=1.0), 0.0)])[0]
+        _, d, _ = cascade.explain([(s, FastAnswer("abnormal", 1.0, p_abnormal=1.0), 0.0)], share=False)[0]
         ms = (time.perf_counter() - t0) * 1000
         full = d.full if d.full is not None and d.full.ok else None
         alert = cascade.alerts([(s, d, False)])[0] if d.verdict == "abnormal" else None

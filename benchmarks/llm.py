@@ -145,7 +145,7 @@ def probe(cascade: Cascade, sessions: Sequence[Session], *, progress: bool = Tru
                 p.prompt_tokens.append(backend.count_tokens(backend.render(prompt)))
                 continue
             if mode == "full" and cascade.structured:  # the stream's explain role: the answer written in steps
-                _, d, _ = cascade.explain([(s, FastAnswer("abnormal", 1.0, p_abnormal=1.0), 0.0)])[0]
+                _, d, _ = cascade.explain([(s, FastAnswer("abnormal", 1.0, p_abnormal=1.0), 0.0)], share=False)[0]
                 ms.append((time.perf_counter() - t0) * 1000)
                 f = d.full
                 written = " ".join([f.reasoning, f.interpretation, f.root_cause, f.action]) if f is not None else ""

@@ -131,12 +131,17 @@ def render_markdown(r: dict[str, Any]) -> str:
         if warmed:
             lines += ["Steady state: before scoring, R-Log-fast judged each dataset's fit part (earlier traffic, "
                       "no labels read) so the verdict and known-normal memories start where a running stream's "
-                      "would; that warm-up is shown apart and not counted.", ""]
+                      "would; that warm-up is shown apart and not counted. Sessions of one open incident "
+                      "(`cascade.incidents`) are judged and explained once: the column counts the later ones "
+                      "answered from it without R-Log-fast, and the flagged ones given its explanation without "
+                      "R-Log.", ""]
         lines += [_table(
             ["dataset", "lines", "sessions", "fast calls", "full calls", "model calls / 1k lines", "cache hit ratio",
-             "malformed fast/full", "model s", "warm-up: sessions / fast calls / known-normal templates"],
+             "from open incidents: judged / explained", "malformed fast/full", "model s",
+             "warm-up: sessions / fast calls / known-normal templates"],
             [[k, f"{c['lines']:,}", str(c["sessions"]), str(c["fast_calls"]), str(c["full_calls"]),
               _f(c["model_calls_per_1k_lines"], 1), _f(c["cache_hit_ratio"], 3),
+              f"{c.get('incident_hits', 0)} / {c.get('explanations_reused', 0)}",
               f"{c['malformed_fast']}/{c['malformed_full']}", _f(c["model_s"], 1),
               (f"{w['sessions']} / {w['fast_calls']} / {w['known_normal_templates']}" if (w := c.get("warmed_on"))
                else "none (cold)")] for k, c in r["cost"].items()]), ""]

@@ -153,6 +153,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
             await send("state", k, v)
         memory_saved.update(t=time.monotonic(), calls=_calls(c))
         metrics.memory_entries.set(len(c.cache) + len(c.fast_cache) + len(c.full_cache) + len(c.known))
+        metrics.open_incidents.set(len(c.incidents) + len(c.fast_incidents))
 
     async def in_pool(fn, *args, **kwargs):
         return await asyncio.get_running_loop().run_in_executor(pool, lambda: fn(*args, **kwargs))
@@ -401,6 +402,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                     c = await cascade()
                     escalate = cfg.cascade.escalate  # the explain role may run in another process
                     hits0, mem0, known0 = c.stats.cache_hits, c.stats.memory_hits, c.stats.known_normal_hits
+                    inc0 = c.stats.incident_hits
                     judged, poison = await isolating("fast", c.judge, sessions, escalate=False)
                     for i, e in poison:
                         await dead_letter_event("detect", ok_events[i], f"model stage failed on this session ({e})")
@@ -408,12 +410,16 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                     metrics.cache_hits.labels("fast").inc(c.stats.cache_hits - hits0)
                     metrics.memory_hits.labels("signature").inc(c.stats.memory_hits - mem0)
                     metrics.memory_hits.labels("known_normal").inc(c.stats.known_normal_hits - known0)
+                    metrics.memory_hits.labels("incident").inc(c.stats.incident_hits - inc0)
                     plain = []
                     for s, d, was_cached in judged:
                         metrics.verdicts.labels("fast", d.fast.verdict or "unreadable").inc()
                         if escalate and c.needs_escalation(d.fast):
-                            sent, value = fit_session(s, sc.max_record_bytes, lambda sd, d=d: {
-                                "session": sd, "fast": asdict(d.fast), "fast_ms": d.fast_ms})
+                            # what was unfamiliar here travels along: the explain role's own known-normal
+                            # memory may be empty, and incidents are matched by it
+                            unfamiliar = sorted(c.unfamiliar(s))
+                            sent, value = fit_session(s, sc.max_record_bytes, lambda sd, d=d, u=unfamiliar: {
+                                "session": sd, "fast": asdict(d.fast), "fast_ms": d.fast_ms, "unfamiliar": u})
                             if sent is not s:
                                 metrics.trimmed.labels("escalations").inc()
                             await send("escalations", s.session_id.encode(), value)
@@ -431,17 +437,22 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         async def explain(stream):
             async for events in stream.noack_take(cfg.cascade.full.batch_size, within=cfg.cascade.max_wait_s):
                 metrics.batch_size.labels("explain").observe(len(events))
-                items, item_events = [], []
+                items, item_events, unfamiliar = [], [], {}
                 for ev in events:
                     try:
                         d = orjson.loads(ev.value)
                         items.append((session_from_dict(d["session"]), FastAnswer(**d["fast"]), float(d["fast_ms"])))
+                        u = d.get("unfamiliar")  # absent from records written before incidents
+                        if isinstance(u, list):
+                            unfamiliar[items[-1][0].session_id] = frozenset(map(str, u))
                         item_events.append(ev)
                     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                         await dead_letter_event("explain", ev, f"unreadable escalation record ({e})")
                 if items:
                     c = await cascade()
-                    judged, poison = await isolating("full", c.explain, items)
+                    reused0 = c.stats.explanations_reused
+                    judged, poison = await isolating("full", c.explain, items, unfamiliar=unfamiliar)
+                    metrics.explanations_reused.inc(c.stats.explanations_reused - reused0)
                     for i, e in poison:
                         await dead_letter_event("explain", item_events[i], f"model stage failed on this session ({e})")
                     for _, d, _ in judged:

@@ -38,8 +38,12 @@ class WorkerMetrics:
                                      registry=r)
         self.memory_hits = Counter("rlog_memory_hits", "sessions answered from verdict memory without a model call, "
                                    "by kind (signature: a remembered session; known_normal: only known-normal "
-                                   "templates)", ["kind"], registry=r)
+                                   "templates; incident: part of an open incident)", ["kind"], registry=r)
         self.memory_entries = Gauge("rlog_memory_entries", "verdicts and known-normal templates held in memory",
+                                    registry=r)
+        self.explanations_reused = Counter("rlog_explanations_reused", "flagged sessions given an open incident's "
+                                           "explanation instead of a new R-Log call", registry=r)
+        self.open_incidents = Gauge("rlog_open_incidents", "incidents remembered (open or not yet expired)",
                                     registry=r)
         self.escalations = Counter("rlog_escalations", "sessions sent to the full model", registry=r)
         self.alerts = Counter("rlog_alerts", "alerts published", registry=r)

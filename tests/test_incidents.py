@@ -162,9 +162,9 @@ def test_the_explain_role_reuses_an_incident_from_the_unfamiliar_part_the_detect
     cas = Cascade(None, full, CascadeConfig(incidents=IncidentConfig(window_s=600)))
     flag = FastAnswer("abnormal", 0.9, p_abnormal=0.9)
     s1, s2 = _session("w1", DISK), _session("w2", ["heartbeat", "heartbeat", *DISK[1:], "retrying <*>"], t0=150.0)
-    (_, d1, _), = cas.explain([(s1, flag, 1.0)], unfamiliar=[frozenset(["Tdisk failed on <*>", "Tio error <*>"])])
+    (_, d1, _), = cas.explain([(s1, flag, 1.0)], unfamiliar={"w1": frozenset(["Tdisk failed on <*>", "Tio error <*>"])})
     (_, d2, _), = cas.explain([(s2, flag, 1.0)],
-                              unfamiliar=[frozenset(["Tdisk failed on <*>", "Tio error <*>", "Tretrying <*>"])])
+                              unfamiliar={"w2": frozenset(["Tdisk failed on <*>", "Tio error <*>", "Tretrying <*>"])})
     assert full.written == 1 and d2.incident == d1.incident and d2.full is d1.full
     assert cas.stats.explanations_reused == 1
 

@@ -163,7 +163,7 @@ def _settled(port: int, lines: int, timeout_s: float = 180) -> dict[str, float]:
 def _model_judged(m: dict[str, float]) -> float:
     """Sessions the fast model was asked about (looked up, not answered from memory)."""
     return m['rlog_cache_lookups_total{stage="fast"}'] - m['rlog_memory_hits_total{kind="signature"}'] \
-        - m['rlog_memory_hits_total{kind="known_normal"}']
+        - m['rlog_memory_hits_total{kind="known_normal"}'] - m.get('rlog_memory_hits_total{kind="incident"}', 0)
 
 
 def test_restarted_worker_answers_known_sessions_from_the_saved_memory(broker, sim_dir, tiny_model_dir, tmp_path):

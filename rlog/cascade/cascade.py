@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 from rlog.backends.base import Backend, BackendError, Generation, GenerationParams
@@ -442,19 +442,21 @@ class Cascade:
         return d
 
     def explain(self, items: Sequence[tuple[Session, FastAnswer, float]],
-                unfamiliar: Sequence[frozenset[str] | None] | None = None) -> list[tuple[Session, Decision, bool]]:
+                unfamiliar: Mapping[str, frozenset[str]] | None = None, *, share: bool = True,
+                ) -> list[tuple[Session, Decision, bool]]:
         """The full stage for sessions the fast stage escalated (the stream's explain role).
 
-        ``unfamiliar``: per item, its unfamiliar templates as the detect role saw them (the
+        ``unfamiliar``: by session id, its unfamiliar templates as the detect role saw them (the
         escalation record carries them: this role's own known-normal memory may be empty);
-        None: read from this cascade's memory."""
+        a session not in it is read from this cascade's memory. ``share=False``: every session gets
+        R-Log's own answer, whatever incident it is part of (to score R-Log itself)."""
         keys = [self.key(s) for s, _, _ in items]
         decided: dict[str, Decision] = {}
         cached: set[str] = set()
         todo: dict[str, Session] = {}
         unf: dict[str, frozenset[str]] = {}
         fast = {k: (fa, ms) for k, (_, fa, ms) in zip(keys, items, strict=True)}
-        for i, ((s, _, _), k) in enumerate(zip(items, keys, strict=True)):
+        for (s, _, _), k in zip(items, keys, strict=True):
             if k in decided or k in todo:
                 continue
             hit = self.full_cache.get(k)
@@ -462,10 +464,10 @@ class Cascade:
                 decided[k] = hit
                 cached.add(k)
             else:
-                given = unfamiliar[i] if unfamiliar is not None else None
+                given = (unfamiliar or {}).get(s.session_id)
                 unf[k] = frozenset(given) if given is not None else self.known.unfamiliar(s)
                 todo[k] = s
-        reused = self._explained(todo, {k: fast[k][0] for k in todo}, unf, self.incidents)
+        reused = self._explained(todo, {k: fast[k][0] for k in todo}, unf, self.incidents) if share else {}
         full_answers = self._full_stage(todo, {k: self._settled(fast[k][0]) for k in todo})
         for k in reused:
             fa, ft = fast[k]
@@ -474,8 +476,9 @@ class Cascade:
         for k, s in todo.items():
             fa, ft = fast[k]
             full, lt = full_answers[k]
-            d = self._opening(Decision(final_verdict(fa, full, self.cfg.verdict), fa, full, ft, lt), s, unf[k],
-                              self.incidents)
+            d = Decision(final_verdict(fa, full, self.cfg.verdict), fa, full, ft, lt)
+            if share:
+                d = self._opening(d, s, unf[k], self.incidents)
             decided[k] = d
             self.full_cache.put(k, d)
         return self._tally([s for s, _, _ in items], keys, decided, cached)
