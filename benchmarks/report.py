@@ -134,14 +134,18 @@ def render_markdown(r: dict[str, Any]) -> str:
                       "would; that warm-up is shown apart and not counted. Sessions of one open incident "
                       "(`cascade.incidents`) are judged and explained once: the column counts the later ones "
                       "answered from it without R-Log-fast, and the flagged ones given its explanation without "
-                      "R-Log.", ""]
+                      "R-Log. Floor: the same cascade, warm-up and memories with both models read from the labels "
+                      "(`benchmarks/cost_floor.py`): what the data and the memory design cost whatever the models; "
+                      "the rest is the models' share.", ""]
         lines += [_table(
             ["dataset", "lines", "sessions", "fast calls", "full calls", "model calls / 1k lines", "cache hit ratio",
-             "from open incidents: judged / explained", "malformed fast/full", "model s",
+             "from open incidents: judged / explained", "floor: calls / 1k with perfect models",
+             "malformed fast/full", "model s",
              "warm-up: sessions / fast calls / known-normal templates"],
             [[k, f"{c['lines']:,}", str(c["sessions"]), str(c["fast_calls"]), str(c["full_calls"]),
               _f(c["model_calls_per_1k_lines"], 1), _f(c["cache_hit_ratio"], 3),
               f"{c.get('incident_hits', 0)} / {c.get('explanations_reused', 0)}",
+              _f(f["model_calls_per_1k_lines"], 1) if (f := c.get("floor")) else "–",
               f"{c['malformed_fast']}/{c['malformed_full']}", _f(c["model_s"], 1),
               (f"{w['sessions']} / {w['fast_calls']} / {w['known_normal_templates']}" if (w := c.get("warmed_on"))
                else "none (cold)")] for k, c in r["cost"].items()]), ""]

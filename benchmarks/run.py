@@ -201,6 +201,7 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
     explanations: dict | None = None
     llm_sets = [(ds, d) for ds, d in datasets if ds.llm and d.test] if llm else []
     if llm_sets or (llm and spec.explain is not None):
+        from benchmarks.cost_floor import cost_floor
         from benchmarks.llm import pick_probe_sessions, probe, run_cascade, warm_up
         from rlog.cascade.cascade import Cascade
         from stream.runner import load_models
@@ -222,7 +223,9 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
             extra = {"sessions_per_s": round(len(data.test) / run.model_s, 3) if run.model_s else None}
             rows.append(score_row("rlog-fast", ds.name, "session", data.test_labels, run.fast_pred, **extra))
             rows.append(score_row("rlog", ds.name, "session", data.test_labels, run.cascade_pred, **extra))
-            cost[ds.name] = {**_cost(run, lines), "warmed_on": warm}
+            floor = cost_floor(cfg.cascade, data.fit, data.fit_labels, data.test, data.test_labels, lines,
+                               warm=spec.warm_memory)
+            cost[ds.name] = {**_cost(run, lines), "warmed_on": warm, "floor": floor}
             st = stages[ds.name]
             pipeline_s = st["seconds"]["pipeline"] * lines / max(1, st["lines"])
             st["lines_per_s"]["models"] = round(lines / run.model_s, 2) if run.model_s else None

@@ -369,3 +369,30 @@ def test_soak_run_keeps_templates_at_their_bound_through_giant_lines(tmp_path):
     # the bound is per source (Drain3 miner per record key); the soak writes under 8 keys
     assert all(r["templates"] <= 8 * 50 for r in res["rows"]) and res["rows"][-1]["templates"] >= 8 * 40
     assert (tmp_path / "soak.md").is_file() and (tmp_path / "soak.png").is_file()
+
+
+def test_cost_floor_runs_the_real_memories_with_the_labels_as_models():
+    """Perfect models still pay for news: a normal session once, an incident once (both stages),
+    and nothing for what the memories already hold."""
+    from benchmarks.cost_floor import cost_floor
+    from rlog.config import CascadeConfig, ModelSpec
+    from rlog.pipeline.sessions import Session, SessionLine
+
+    def s(sid, templates, t0):
+        return Session(sid, "db", "window", [SessionLine(i, t0 + i, t, "T" + t, t) for i, t in enumerate(templates)])
+
+    fit = [s("f1", ["heartbeat", "served <*>"], 0.0)]
+    test = [s("t1", ["heartbeat", "served <*>"], 10.0),  # known-normal after the warm-up: no call
+            s("t2", ["heartbeat", "disk failed <*>"], 20.0),  # news: R-Log-fast, then R-Log
+            # holds the incident: in the same R-Log-fast batch as t2 it is scored, but not explained again
+            s("t3", ["served <*>", "disk failed <*>", "io error <*>"], 30.0),
+            s("t4", ["heartbeat", "gc pause <*>"], 40.0)]  # a new normal template: R-Log-fast once
+    labels = [False, True, True, False]
+    floor = cost_floor(CascadeConfig(), fit, [False], test, labels, lines=1000)
+    assert (floor["fast_calls"], floor["full_calls"], floor["explanations_reused"]) == (3, 1, 1)
+    assert floor["model_calls_per_1k_lines"] == 4.0
+    one_by_one = CascadeConfig(fast=ModelSpec(max_new_tokens=48, adapter="rlog-fast", batch_size=1))
+    apart = cost_floor(one_by_one, fit, [False], test, labels, lines=1000)  # t3 in a batch after t2's
+    assert (apart["fast_calls"], apart["full_calls"], apart["incident_hits"]) == (2, 1, 1)
+    cold = cost_floor(CascadeConfig(), fit, [False], test, labels, lines=1000, warm=False)
+    assert cold["fast_calls"] == 4  # t1 is news too without the warm-up

@@ -387,15 +387,12 @@ class Cascade:
         if todo:
             fast_answers = self._fast_stage(todo)
             esc = {k: todo[k] for k in todo if escalate and self.needs_escalation(fast_answers[k][0])}
-            reused = self._explained(esc, {k: fast_answers[k][0] for k in esc}, unfamiliar, incidents)
-            full_answers = self._full_stage(esc, {k: self._settled(fast_answers[k][0]) for k in esc})
+            escalated = self._escalate(esc, {k: fast_answers[k] for k in esc}, unfamiliar, incidents)
             for k, s in todo.items():
-                fa, ft = fast_answers[k]
-                if k in reused:
-                    d = self._joined(reused[k], fa, ft)
-                else:
-                    full, lt = full_answers.get(k, (None, 0.0))
-                    d = self._opening(Decision(final_verdict(fa, full, self.cfg.verdict), fa, full, ft, lt),
+                d = escalated.get(k)
+                if d is None:
+                    fa, ft = fast_answers[k]
+                    d = self._opening(Decision(final_verdict(fa, None, self.cfg.verdict), fa, None, ft),
                                       s, unfamiliar[k], incidents)
                 decided[k] = d
                 cache.put(k, d)
@@ -407,26 +404,52 @@ class Cascade:
         """The session's templates the known-normal memory does not cover (what incidents are matched by)."""
         return self.known.unfamiliar(session)
 
-    def _explained(self, esc: dict[str, Session], fast: dict[str, FastAnswer], unfamiliar: dict[str, frozenset[str]],
-                   incidents: Incidents[Decision]) -> dict[str, Incident[Decision]]:
-        """Escalations an open, explained incident already answers; taken out of ``esc``.
+    def _escalate(self, esc: dict[str, Session], fast: dict[str, tuple[FastAnswer, float]],
+                  unfamiliar: dict[str, frozenset[str]], incidents: Incidents[Decision], share: bool = True,
+                  ) -> dict[str, Decision]:
+        """R-Log on the escalations, in order, except those an open incident already explains.
+
+        Written one by one (the structured path), a session also sees the incidents opened by
+        the ones before it in the batch; decoded in batches, by those of earlier batches."""
+        out: dict[str, Decision] = {}
+        pending: list[str] = []
+        step = 1 if self.structured else max(1, self.cfg.full.batch_size)
+
+        def flush() -> None:
+            answers = self._full_stage({k: esc[k] for k in pending}, {k: self._settled(fast[k][0]) for k in pending})
+            for k in pending:
+                fa, ft = fast[k]
+                full, lt = answers[k]
+                d = Decision(final_verdict(fa, full, self.cfg.verdict), fa, full, ft, lt)
+                out[k] = self._opening(d, esc[k], unfamiliar[k], incidents) if share else d
+            pending.clear()
+
+        for k, s in esc.items():
+            inc = self._incident_for(s, fast[k][0], unfamiliar[k], incidents) if share else None
+            if inc is not None:
+                out[k] = self._joined(inc, *fast[k])
+                continue
+            pending.append(k)
+            if len(pending) >= step:
+                flush()
+        if pending:
+            flush()
+        return out
+
+    def _incident_for(self, s: Session, fa: FastAnswer, unfamiliar: frozenset[str],
+                      incidents: Incidents[Decision]) -> Incident[Decision] | None:
+        """The open, explained incident an escalated session is part of, if any.
 
         A session whose unfamiliar part holds all of an incident's pattern is part of it; a flagged
         one (settled abnormal) that is only like one shares its explanation. Unsure sessions still
         go to R-Log, whose verdict they need."""
-        out = {}
         explained = lambda d: d.full is not None and d.full.ok  # noqa: E731
-        for k in list(esc):
-            s, u = esc[k], unfamiliar[k]
-            inc = incidents.recall(s.source, u, s.end_ts)
-            if inc is not None and not explained(inc.decision):
-                inc = None
-            if inc is None and self._settled(fast[k]) == "abnormal":
-                inc = incidents.similar(s.source, u, s.end_ts, usable=explained)
-            if inc is not None:
-                out[k] = inc
-                del esc[k]
-        return out
+        inc = incidents.recall(s.source, unfamiliar, s.end_ts)
+        if inc is not None and explained(inc.decision):
+            return inc
+        if self._settled(fa) == "abnormal":
+            return incidents.similar(s.source, unfamiliar, s.end_ts, usable=explained)
+        return None
 
     def _joined(self, inc: Incident[Decision], fa: FastAnswer, fast_ms: float) -> Decision:
         """The decision of a flagged session that takes an open incident's explanation."""
@@ -467,18 +490,7 @@ class Cascade:
                 given = (unfamiliar or {}).get(s.session_id)
                 unf[k] = frozenset(given) if given is not None else self.known.unfamiliar(s)
                 todo[k] = s
-        reused = self._explained(todo, {k: fast[k][0] for k in todo}, unf, self.incidents) if share else {}
-        full_answers = self._full_stage(todo, {k: self._settled(fast[k][0]) for k in todo})
-        for k in reused:
-            fa, ft = fast[k]
-            decided[k] = d = self._joined(reused[k], fa, ft)
-            self.full_cache.put(k, d)
-        for k, s in todo.items():
-            fa, ft = fast[k]
-            full, lt = full_answers[k]
-            d = Decision(final_verdict(fa, full, self.cfg.verdict), fa, full, ft, lt)
-            if share:
-                d = self._opening(d, s, unf[k], self.incidents)
+        for k, d in self._escalate(todo, {k: fast[k] for k in todo}, unf, self.incidents, share).items():
             decided[k] = d
             self.full_cache.put(k, d)
         return self._tally([s for s, _, _ in items], keys, decided, cached)
