@@ -127,6 +127,16 @@ def test_tidy_text_cuts_an_unfinished_value_back_and_treats_none_as_empty():
     assert tidy_text(" Replace  the\tdisk", "stop") == "Replace the disk"
 
 
+def test_tidy_text_drops_the_contract_markup_a_model_starts_again():
+    # seen in `make demo` alerts before: "…not normal.</" and "…stop the service.</think><answer>"
+    assert tidy_text("Slow write-blocking, which is not normal.</", "length") == "Slow write-blocking, which is not normal."
+    assert tidy_text("The recommended fix is to stop the service.</think><answer>", "stop") == \
+        "The recommended fix is to stop the service."
+    assert tidy_text("restart it <answer> verdict", "stop") == "restart it"
+    assert tidy_text("the field <*> is a masked value", "stop") == "the field <*> is a masked value"
+    assert tidy_text("</answer>", "stop") == ""
+
+
 # ---------------------------------------------------------------------- fallback and the alert
 
 def test_evidence_picks_the_failing_line_of_a_crafted_session():

@@ -29,6 +29,11 @@ from rlog.contract.answers import FullAnswer
 from rlog.contract.prompts import CATEGORIES, VERDICTS
 
 TEXT_FIELDS = ("interpretation", "root_cause", "action")
+# A value ends where the model starts writing the contract's markup again: any closing tag, or a
+# new <think>/<answer>; a '<' left dangling at the budget is its first character. (The '<*>' of
+# a quoted template is not markup.)
+_MARKUP = re.compile(r"</|<(?:think|answer)>|<$")
+FIELD_STOPS = ("\n", "</", "<answer>", "<think>")
 _EMPTY = re.compile(r"^\W*(none|n/?a|unknown|null|-+)?\W*$", re.IGNORECASE)
 
 
@@ -38,8 +43,12 @@ def written_budget(cfg: ExplainConfig) -> int:
 
 
 def tidy_text(text: str, finish: str) -> str:
-    """A generated value as shown: one line, trimmed; cut by the budget, back to its last full sentence or word."""
+    """A generated value as shown: one line, trimmed, without markup; cut by the budget, back to its last
+    full sentence or word."""
     text = " ".join(text.split())
+    m = _MARKUP.search(text)
+    if m is not None:
+        text = text[: m.start()].rstrip()
     if finish == "length" and text:
         end = max(text.rfind(". "), text.rfind("; "))
         if text.endswith((".", "!", "?")):
@@ -79,8 +88,7 @@ def structured_answer(t: Transcript, cfg: ExplainConfig, *, continue_as: str | N
     values: dict[str, str] = {}
     for name in TEXT_FIELDS:
         t.extend(f"\n{name}:")
-        raw_value, finish = t.generate(cfg.field_tokens, ("\n", "</answer>"), cfg.repetition_penalty,
-                                       cfg.no_repeat_ngram)
+        raw_value, finish = t.generate(cfg.field_tokens, FIELD_STOPS, cfg.repetition_penalty, cfg.no_repeat_ngram)
         values[name] = tidy_text(raw_value, finish)
     return FullAnswer(verdict, shown, values["interpretation"], values["root_cause"], values["action"],
                       reasoning, fields={"verdict": verdict, "category": own, **values},
