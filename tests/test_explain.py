@@ -137,6 +137,14 @@ def test_tidy_text_drops_the_contract_markup_a_model_starts_again():
     assert tidy_text("</answer>", "stop") == ""
 
 
+def test_a_value_that_is_only_its_lead_in_is_empty():
+    # seen in `make demo`: actions that read "the recommended fix" and nothing more
+    for stem in ("the recommended fix", "The recommended fix is", "the most likely root cause is:", "Root cause"):
+        assert tidy_text(stem, "stop") == "", stem
+    assert tidy_text("the recommended fix is to restart the service", "stop") == \
+        "the recommended fix is to restart the service"
+
+
 # ---------------------------------------------------------------------- fallback and the alert
 
 def test_evidence_picks_the_failing_line_of_a_crafted_session():

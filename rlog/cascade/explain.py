@@ -34,6 +34,10 @@ TEXT_FIELDS = ("interpretation", "root_cause", "action")
 # a quoted template is not markup.)
 _MARKUP = re.compile(r"</|<(?:think|answer)>|<$")
 FIELD_STOPS = ("\n", "</", "<answer>", "<think>")
+# A value that is only the lead-in of one ("the recommended fix", "the most likely root cause is")
+# says nothing: empty, so the evidence fills it and the alert names the fallback.
+_STEM = re.compile(r"^\W*(the\s+)?(most\s+likely\s+)?(root\s+cause|cause|recommended\s+(fix|action)|fix|action|"
+                   r"interpretation)(\s+(is|was|would\s+be))?(\s+to)?\W*$", re.IGNORECASE)
 _EMPTY = re.compile(r"^\W*(none|n/?a|unknown|null|-+)?\W*$", re.IGNORECASE)
 
 
@@ -57,7 +61,7 @@ def tidy_text(text: str, finish: str) -> str:
             text = text[: end + 1]
         elif " " in text:
             text = text[: text.rfind(" ")].rstrip(",;:") + " …"
-    return "" if _EMPTY.match(text) else text
+    return "" if _EMPTY.match(text) or _STEM.match(text) else text
 
 
 def structured_answer(t: Transcript, cfg: ExplainConfig, *, continue_as: str | None = None,
