@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from benchmarks.llm import run_cascade, warm_up
 from rlog.backends.base import Generation, GenerationParams
 from rlog.cascade.cascade import Cascade
 from rlog.config import CascadeConfig
@@ -64,17 +65,10 @@ def cost_floor(cfg: CascadeConfig, fit: Sequence[Session], fit_labels: Sequence[
     model = LabelModel()
     cascade = Cascade(model, model, cfg)  # type: ignore[arg-type]
     model.teach(cascade, [*fit, *test], [*fit_labels, *test_labels])
-    chunk = max(1, cfg.fast.batch_size)
-    if warm:
-        for i in range(0, len(fit), chunk):
-            cascade.judge(fit[i: i + chunk], escalate=False)
-        from rlog.cascade.cascade import CascadeStats
-
-        cascade.stats = CascadeStats()
-    for i in range(0, len(test), chunk):
-        cascade.judge(test[i: i + chunk])
-    st = cascade.stats
+    if warm:  # the scored run's own warm-up and chunking (benchmarks.llm)
+        warm_up(cascade, fit, desc="floor warm-up", progress=False)
+    st = run_cascade(cascade, test, desc="floor", progress=False).stats
     per_k = 1000 / lines if lines else 0.0
-    return {"fast_calls": st.fast_calls, "full_calls": st.full_calls,
-            "model_calls_per_1k_lines": round((st.fast_calls + st.full_calls) * per_k, 2),
-            "incident_hits": st.incident_hits, "explanations_reused": st.explanations_reused}
+    return {"fast_calls": st["fast_calls"], "full_calls": st["full_calls"],
+            "model_calls_per_1k_lines": round((st["fast_calls"] + st["full_calls"]) * per_k, 2),
+            "incident_hits": st["incident_hits"], "explanations_reused": st["explanations_reused"]}

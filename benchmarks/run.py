@@ -141,7 +141,7 @@ def _cost(run, lines: int) -> dict:
             "full_calls_per_1k_lines": round(st["full_calls"] * per_k, 2),
             "model_calls_per_1k_lines": round((st["fast_calls"] + st["full_calls"]) * per_k, 2),
             "cache_hit_ratio": st["cache_hit_ratio"], "escalations": st["escalations"],
-            "incident_hits": st.get("incident_hits", 0), "explanations_reused": st.get("explanations_reused", 0),
+            "incident_hits": st["incident_hits"], "explanations_reused": st["explanations_reused"],
             "malformed_fast": st["malformed_fast"], "malformed_full": st["malformed_full"],
             "undecided": st["undecided"], "model_s": round(run.model_s, 2),
             "fast_batch_ms": st["fast_batch_ms"], "full_batch_ms": st["full_batch_ms"]}

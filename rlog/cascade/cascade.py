@@ -371,13 +371,13 @@ class Cascade:
                 cached.add(k)
                 self.stats.memory_hits += 1
                 continue
-            if self.known.covers(s):
+            u = unfamiliar[k] = self.known.unfamiliar(s)
+            if self.known.covers(s, u):
                 decided[k] = Decision("normal", FastAnswer("normal", None), known_normal=True)
                 cached.add(k)
                 self.stats.known_normal_hits += 1
                 continue
-            unfamiliar[k] = self.known.unfamiliar(s)
-            inc = incidents.recall(s.source, unfamiliar[k], s.end_ts)
+            inc = incidents.recall(s.source, u, s.end_ts)
             if inc is not None:
                 decided[k] = inc.decision
                 cached.add(k)

@@ -92,9 +92,12 @@ class KnownNormal:
                 out.append(tid)
         return frozenset(out)
 
-    def covers(self, session: Session) -> bool:
-        """True when every template of the session is known-normal at this count or more."""
-        if self.size <= 0 or not session.lines or self.unfamiliar(session):
+    def covers(self, session: Session, unfamiliar: frozenset[str] | None = None) -> bool:
+        """True when every template of the session is known-normal at this count or more;
+        ``unfamiliar``: the session's ``unfamiliar()``, when the caller has it already."""
+        if unfamiliar is None:
+            unfamiliar = self.unfamiliar(session)
+        if self.size <= 0 or not session.lines or unfamiliar:
             return False
         for tid, _, _ in session.template_counts():
             self._d.move_to_end((session.source, tid))
