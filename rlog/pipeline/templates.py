@@ -38,6 +38,11 @@ DEFAULT_MASKS: tuple[str, ...] = (
 )
 
 
+# Three or more whitespace-separated tokens in a row, each a variable or a word holding a digit.
+_ID_TOKEN = r"(?:<\*>|[A-Za-z_][\w\-.:]*\d[\w\-.:]*)"
+ID_LIST = rf"(?<!\S){_ID_TOKEN}(?:[ \t]+{_ID_TOKEN}){{2,}}(?!\S)"
+
+
 def template_id(template: str) -> str:
     """Stable id of a template text: the same text gives the same id in every process."""
     return "T" + hashlib.blake2b(template.encode("utf-8"), digest_size=6).hexdigest()
@@ -67,8 +72,10 @@ class TemplateStore:
         cfg.drain_max_clusters = max_clusters
         cfg.snapshot_compress_state = True
         masks = (*fmt.extra_masks, *extra_masks, *(DEFAULT_MASKS if default_masks else ()))
-        # Last: merge adjacent variables ("<*><*>" is one variable to a reader and to the model).
-        cfg.masking_instructions = [MaskingInstruction(p, "*") for p in (*masks, r"(?:<\*>)+<\*>")]
+        # Last: merge adjacent variables ("<*><*>" is one variable to a reader and to the model), and
+        # a list of ids ("an398 an399 an400 …", "dadmin2 dadmin3 dadmin4") into one: Drain3 groups by
+        # token count, so a list of varying length would otherwise be a new template per length.
+        cfg.masking_instructions = [MaskingInstruction(p, "*") for p in (*masks, r"(?:<\*>)+<\*>", ID_LIST)]
         cfg.mask_prefix, cfg.mask_suffix = "<", ">"
         self.max_clusters = max_clusters
         self._miner = TemplateMiner(persistence_handler=None, config=cfg)
