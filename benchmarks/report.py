@@ -57,7 +57,8 @@ def render_markdown(r: dict[str, Any]) -> str:
              f"Measured {env['time']} on {env['cpu']} ({env['cpu_count']} cores"
              f"{', GPU ' + env['gpu'] if env['gpu'] else ', no GPU'}); Python {env['python']}, torch {pk.get('torch')}, "
              f"transformers {pk.get('transformers')}, drain3 {pk.get('drain3')}, scikit-learn {pk.get('scikit-learn')}. "
-             f"R-Log-fast: `{models['fast']['model']}` + `{_short(models['fast']['adapter'])}`; "
+             f"R-Log-fast: `{models['fast']['model']}` + `{_short(models['fast']['adapter'])}`"
+             f"{' in ' + models['fast']['precision'] if models['fast'].get('precision') else ''}; "
              f"R-Log: `{models['full']['model']}` + `{_short(models['full']['adapter'])}` "
              f"(verdict policy `{env['verdict_policy']}`). Whole run: {r['elapsed_s']:.0f} s.", ""]
     if r["datasets"]:

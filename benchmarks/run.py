@@ -62,6 +62,10 @@ def environment(cfg: RlogConfig) -> dict[str, Any]:
         m = getattr(cfg.cascade, stage)
         models[stage] = {"model": m.model, "adapter": str(m.adapter) if m.adapter else None, "backend": m.backend,
                          "device": m.device, "max_new_tokens": m.max_new_tokens, "batch_size": m.batch_size}
+        if m.backend == "transformers":  # the precision scores are read at picks the calibration (rlog.models)
+            from rlog.backends.transformers_backend import pick_dtype
+
+            models[stage]["precision"] = str(pick_dtype(m.dtype, m.device)).removeprefix("torch.")
     return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu,
             "cpu_count": _cpu_count(), "gpu": gpu, "torch_threads": torch.get_num_threads(),
             "packages": versions, "models": models, "verdict_policy": cfg.cascade.verdict,

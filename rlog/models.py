@@ -200,33 +200,35 @@ class Calibration:
     within this below the threshold are unsure and escalate to R-Log. ``fusion``: when set,
     the P(abnormal) thresholded is the model's fused with the session's evidence (the
     threshold and band then apply to the fused score). ``fit`` says what it was fitted on
-    and how well it did there.
+    and how well it did there. ``precision``: the dtype the scores were read at
+    (``float32``, ``bfloat16``; empty when not recorded). It matters: the same weights read
+    in bfloat16 score sessions a few points higher than in float32, enough to move sessions
+    near the threshold across it, so a file holds one calibration per precision.
     """
 
     threshold: float
     band: float = 0.0
     fit: dict = field(default_factory=dict)
     fusion: Fusion | None = None
+    precision: str = ""
 
     def to_json(self) -> dict:
         d = asdict(self)
         if self.fusion is None:
             d.pop("fusion")
+        if not self.precision:
+            d.pop("precision")
         return d
 
 
-def load_calibration(adapter: str | Path) -> Calibration | None:
-    """An adapter's calibration, or None when it has none (the cascade then uses 0.5)."""
-    path = Path(adapter) / CALIBRATION_FILE
-    if not path.is_file():
-        return None
+def _calibration_of(d: dict, path: Path) -> Calibration:
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
         fu = d.get("fusion")
         fusion = None if fu is None else Fusion(float(fu["model_weight"]),
                                                 {str(k): float(v) for k, v in fu["weights"].items()},
                                                 float(fu["bias"]))
-        cal = Calibration(float(d["threshold"]), float(d.get("band", 0.0)), dict(d.get("fit", {})), fusion)
+        cal = Calibration(float(d["threshold"]), float(d.get("band", 0.0)), dict(d.get("fit", {})), fusion,
+                          str(d.get("precision", "")))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ModelNotFound(f"{path} is not a calibration file ({e}); delete it or run `rlog train calibrate`") from None
     if not (0 < cal.threshold < 1 and 0 <= cal.band < cal.threshold):
@@ -235,7 +237,46 @@ def load_calibration(adapter: str | Path) -> Calibration | None:
     return cal
 
 
-def save_calibration(adapter: str | Path, cal: Calibration) -> Path:
+def load_calibrations(adapter: str | Path) -> list[Calibration]:
+    """Every calibration stored with an adapter (one per precision; a file of one is the older form)."""
     path = Path(adapter) / CALIBRATION_FILE
-    path.write_text(json.dumps(cal.to_json(), indent=2) + "\n", encoding="utf-8")
+    if not path.is_file():
+        return []
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ModelNotFound(f"{path} is not a calibration file ({e}); delete it or run `rlog train calibrate`") from None
+    if isinstance(d, dict) and isinstance(d.get("by_precision"), dict):
+        return [_calibration_of({**c, "precision": name}, path) for name, c in d["by_precision"].items()]
+    if not isinstance(d, dict):
+        raise ModelNotFound(f"{path} is not a calibration file (not an object); delete it or run `rlog train calibrate`")
+    return [_calibration_of(d, path)]
+
+
+def load_calibration(adapter: str | Path, precision: str | None = None) -> Calibration | None:
+    """The adapter's calibration for scores read at ``precision`` (None when it has none; the
+    cascade then uses 0.5). Without one fitted at that precision, the nearest there is: the
+    caller compares ``.precision`` and says so (``rlog train calibrate --dtype`` fits one)."""
+    cals = load_calibrations(adapter)
+    if not cals:
+        return None
+    if precision is not None:
+        for c in cals:
+            if c.precision == precision:
+                return c
+    unknown = [c for c in cals if not c.precision]
+    return (unknown or cals)[0]
+
+
+def save_calibration(adapter: str | Path, cal: Calibration) -> Path:
+    """Store ``cal`` with the adapter, replacing the one of its precision and keeping the others."""
+    path = Path(adapter) / CALIBRATION_FILE
+    others = [c for c in load_calibrations(adapter) if c.precision and c.precision != cal.precision] \
+        if cal.precision and path.is_file() else []
+    if not others:
+        body = cal.to_json()
+    else:
+        body = {"by_precision": {c.precision: {k: v for k, v in c.to_json().items() if k != "precision"}
+                                 for c in sorted([*others, cal], key=lambda c: c.precision)}}
+    path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     return path

@@ -105,6 +105,43 @@ def test_calibration_round_trips_through_export_and_load(tmp_path, tiny_model_di
         load_calibration(out)
 
 
+def test_one_calibration_per_precision(tmp_path, tiny_model_dir, caplog):
+    """bfloat16 scores run a few points above float32: each precision reads its own threshold."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from rlog.models import load_calibrations
+
+    adapter = tmp_path / "adapter"
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                   LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"])).save_pretrained(adapter)
+    bf16 = Calibration(0.28, 0.15, {"n": 9}, precision="bfloat16")
+    save_calibration(adapter, bf16)
+    assert json.loads((adapter / "rlog_calibration.json").read_text())["precision"] == "bfloat16"
+    fp32 = Calibration(0.25, 0.12, {"n": 9}, precision="float32")
+    save_calibration(adapter, fp32)  # kept beside the other, not over it
+    assert sorted(c.precision for c in load_calibrations(adapter)) == ["bfloat16", "float32"]
+    assert load_calibration(adapter, "float32") == fp32 and load_calibration(adapter, "bfloat16") == bf16
+    save_calibration(adapter, Calibration(0.3, 0.1, {"n": 10}, precision="float32"))  # refit replaces its own
+    assert load_calibration(adapter, "float32").threshold == 0.3 and load_calibration(adapter, "bfloat16") == bf16
+    assert TransformersBackend(tiny_model_dir, adapter=adapter, dtype="float32").calibration.threshold == 0.3
+
+    # only a bfloat16 fit: a float32 worker uses it and says so, naming the command that fits its own
+    (adapter / "rlog_calibration.json").unlink()
+    save_calibration(adapter, bf16)
+    with caplog.at_level("WARNING", logger="rlog.backends.transformers_backend"):
+        b = TransformersBackend(tiny_model_dir, adapter=adapter, dtype="float32")
+    assert b.calibration == bf16 and b.precision == "float32"
+    assert "--dtype float32" in caplog.text and "fitted on bfloat16" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rlog.backends.transformers_backend"):
+        TransformersBackend(tiny_model_dir, adapter=adapter, dtype="bfloat16")
+    assert "fitted on" not in caplog.text
+    # an older file without a precision still loads, for any precision
+    (adapter / "rlog_calibration.json").write_text(json.dumps({"threshold": 0.4, "band": 0.1}))
+    assert load_calibration(adapter, "float32") == Calibration(0.4, 0.1)
+
+
 def _session(sid, templates, source="src"):
     return Session(sid, source, "window", [SessionLine(i, None, t, "T" + t, t) for i, t in enumerate(templates)])
 

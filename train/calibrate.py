@@ -168,9 +168,11 @@ def score_examples(backend, examples, *, batch_size: int = 8, progress: bool = T
 
 
 def calibrate_adapter(recipe, run: str | Path, variant: str, stage: str, *, adapter: str | None = None,
-                      progress: bool = True) -> tuple[Path, Calibration, dict]:
+                      dtype: str = "auto", progress: bool = True) -> tuple[Path, Calibration, dict]:
     """Fit and write the calibration of a run's stage (or of ``adapter``) on the validation split.
 
+    The scores are read at ``dtype`` (``auto``: what a worker on this machine would use) and
+    the calibration is stored for that precision beside those of other precisions.
     Returns the adapter folder, the calibration, and a report with per-source scores.
     """
     from rlog.backends import load_backend
@@ -179,7 +181,7 @@ def calibrate_adapter(recipe, run: str | Path, variant: str, stage: str, *, adap
     from train.runs import fit_examples, load_tokenizer, prepared_examples
 
     recipe = recipe.for_variant(variant)
-    spec = model_spec_for(recipe, run, variant, stage, adapter=adapter)
+    spec = model_spec_for(recipe, run, variant, stage, adapter=adapter).model_copy(update={"dtype": dtype})
     if spec.adapter is None:
         raise ValueError(f"{stage} of {run} is not a LoRA adapter: nothing to store a calibration with")
     tok = load_tokenizer(resolve_model(spec.model))
@@ -202,7 +204,8 @@ def calibrate_adapter(recipe, run: str | Path, variant: str, stage: str, *, adap
     if use_fusion:
         fit["fusion_c"] = c
         fit["leave_one_source_out"] = leave_one_source_out(probs, evidence, labels, groups, c=c)  # type: ignore[arg-type]
-    cal = Calibration(cal.threshold, cal.band, fit, cal.fusion)
+    precision = str(getattr(backend, "precision", "") or "")
+    cal = Calibration(cal.threshold, cal.band, fit, cal.fusion, precision)
     path = save_calibration(spec.adapter, cal)
     scored = fused(cal.fusion, probs, evidence)  # type: ignore[arg-type]
     by_source: dict[str, dict] = {}

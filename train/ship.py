@@ -212,18 +212,39 @@ def _fast_section(recipe: Recipe, v: dict) -> str:
                      f"min of scoring).")
     if stage == "grpo":
         lines.append(f"- GRPO: {_train_line(v['train'].get('grpo'))}.")
-    cal = v.get("calibration", {}).get(stage)
-    if cal:
+    cals = calibrations_of(v.get("calibration", {}).get(stage))
+    if cals:
+        (prec, cal), rest = cals[0], cals[1:]
         fit = cal.get("fit", {})
         at = fit.get("at_threshold", {})
+        read = f" read in {prec}" if prec else ""
         lines.append(f"- Served as a one-pass scorer: P(abnormal) at the verdict token. Calibrated on validation "
-                     f"(`rlog_calibration.json`): threshold **{cal['threshold']}**, unsure band {cal['band']} "
-                     f"(those escalate), the threshold that maximises F1 with every data source weighing the same; "
-                     f"at the threshold P {_f(at.get('precision'))}, R {_f(at.get('recall'))}, "
+                     f"(`rlog_calibration.json`, scores{read}): threshold **{cal['threshold']}**, unsure band "
+                     f"{cal['band']} (those escalate), the threshold that maximises F1 with every data source weighing "
+                     f"the same; at the threshold P {_f(at.get('precision'))}, R {_f(at.get('recall'))}, "
                      f"F1 {_f(at.get('f1'))}, FPR {_f(at.get('fpr'))}; {fit.get('escalated_share', 0):.0%} of "
                      f"validation sessions escalate; scored in {fit.get('scored_s', 0) / 60:.0f} min.")
         lines.extend(fusion_lines(cal))
+        for prec, other in rest:
+            at = other.get("fit", {}).get("at_threshold", {})
+            lines.append(f"- Also calibrated for scores read in {prec} (the worker takes the calibration of its own "
+                         f"precision; the same weights score a few points apart in bfloat16 and float32): threshold "
+                         f"**{other['threshold']}**, band {other['band']}; at the threshold P {_f(at.get('precision'))}, "
+                         f"R {_f(at.get('recall'))}, F1 {_f(at.get('f1'))}, FPR {_f(at.get('fpr'))}; fusion "
+                         + (Fusion(other['fusion']['model_weight'], other['fusion']['weights'],
+                                   other['fusion']['bias']).summary() + f"; bias {other['fusion']['bias']:+.2f}."
+                            if other.get("fusion") else "none."))
     return "\n".join(lines)
+
+
+def calibrations_of(cal: dict | None) -> list[tuple[str, dict]]:
+    """(precision, calibration) pairs of a calibration file's JSON, bfloat16 first (the training precision)."""
+    if not cal:
+        return []
+    if isinstance(cal.get("by_precision"), dict):
+        pairs = list(cal["by_precision"].items())
+        return sorted(pairs, key=lambda kv: (kv[0] != "bfloat16", kv[0]))
+    return [(str(cal.get("precision", "")), cal)]
 
 
 def _full_section(recipe: Recipe, v: dict) -> str:

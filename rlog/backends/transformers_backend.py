@@ -98,8 +98,17 @@ class TransformersBackend:
         self.model = model.to(device=device, dtype=self.dtype).eval()
         self.device = device
         self.model_id = model_id or (path.name + (f"+{Path(adapter).name}" if adapter else ""))
-        # The calibration fits these weights: it sits beside the adapter, or in a merged model's folder.
-        self.calibration: Calibration | None = load_calibration(adapter if adapter is not None else path)
+        # The calibration fits these weights read at this precision: it sits beside the adapter, or in
+        # a merged model's folder.
+        self.precision = str(self.dtype).removeprefix("torch.")
+        self.calibration: Calibration | None = load_calibration(adapter if adapter is not None else path,
+                                                                self.precision)
+        cal = self.calibration
+        if cal is not None and cal.precision and cal.precision != self.precision:
+            log.warning("%s: its calibration was fitted on %s scores and this backend reads %s; bfloat16 scores "
+                        "run a few points above float32, so sessions near the threshold may change verdict. "
+                        "Fit one for %s: rlog train calibrate --adapter %s --dtype %s", self.model_id, cal.precision,
+                        self.precision, self.precision, adapter if adapter is not None else path, self.precision)
         self._lock = threading.Lock()
         self._prefix: tuple[str, list[int], object] | None = None  # (text, token ids, key/value cache)
         self.prefix_hits = 0  # prompts scored on the cached instructions

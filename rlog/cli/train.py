@@ -88,9 +88,11 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
 
     recipe = _recipe(a)
     run = _run_dir(a, recipe)
-    path, cal, report = calibrate_adapter(recipe, run, "fast", a.stage, adapter=a.adapter, progress=not a.quiet)
+    path, cal, report = calibrate_adapter(recipe, run, "fast", a.stage, adapter=a.adapter, dtype=a.dtype,
+                                          progress=not a.quiet)
     fit = cal.fit["at_threshold"]
-    print(f"threshold {cal.threshold}, band {cal.band} (validation: {cal.fit['n']} sessions, "
+    print(f"threshold {cal.threshold}, band {cal.band} for {cal.precision or 'unrecorded'} scores "
+          f"(validation: {cal.fit['n']} sessions, "
           f"{cal.fit['abnormal']} abnormal; F1 {fit['f1']}, P {fit['precision']}, R {fit['recall']}, "
           f"escalated {cal.fit['escalated_share']:.0%})")
     rows = [[src, r["n"], r["precision"], r["recall"], r["f1"], r["fpr"]] for src, r in report["by_source"].items()]
@@ -234,6 +236,9 @@ def add_parsers(sub) -> None:
     common(p, both=False)
     p.add_argument("--stage", choices=["sft", "grpo"], default="grpo", help="which model of the run")
     p.add_argument("--adapter", help="calibrate this LoRA adapter on the recipe's base instead")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="precision the scores are read at (auto: what a worker here uses); the calibration is "
+                        "stored for it, beside those of other precisions")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_calibrate)
 
