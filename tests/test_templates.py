@@ -70,3 +70,84 @@ def test_a_list_of_ids_of_any_length_is_one_variable():
     assert s.templates()[0][1] == "Warning: we failed to resolve data source name <*>"
     # two id-like words are not a list: they stay words Drain3 can tell apart
     assert s.mine("link eth0 up on ib0").template == "link eth0 up on ib0"
+
+
+def _churn(i):
+    return f"job {chr(97 + i % 7)}{i % 13} step {i % 5} on worker {i % 3} took {i} ms"
+
+
+def test_a_restored_miner_continues_exactly_as_the_uninterrupted_one():
+    # the tree, the clusters' recency and the counter all come back: the same lines then land
+    # in the same clusters, and eviction under the bound drops the same ones
+    a = TemplateStore(RAW, max_clusters=20)
+    for i in range(300):
+        a.mine(_churn(i))
+    b = TemplateStore(RAW, max_clusters=20)
+    b.restore(a.snapshot())
+    assert b.lines == a.lines and len(b) == len(a)
+    for i in range(300, 700):
+        ma, mb = a.mine(_churn(i * 7)), b.mine(_churn(i * 7))
+        assert (ma.cluster_id, ma.template_id, ma.change, ma.prior) == (mb.cluster_id, mb.template_id, mb.change,
+                                                                         mb.prior)
+    assert a.templates() == b.templates()
+
+
+def test_a_forged_or_corrupt_snapshot_runs_nothing_and_changes_nothing(tmp_path):
+    import base64
+    import zlib
+
+    import orjson
+    import pytest
+
+    from rlog.pipeline.templates import SnapshotError
+
+    marker = tmp_path / "pwned"
+    # what Drain3's own load_state would unpickle: a reduce that calls os.system
+    evil = orjson.dumps({"py/reduce": [{"py/function": "os.system"}, {"py/tuple": [f"touch {marker}"]}]})
+    forged = base64.b64encode(zlib.compress(evil))
+    s = TemplateStore(RAW)
+    s.mine(MSGS[0])
+    before = s.templates()
+    for bad in (forged, b"", b"not zlib", zlib.compress(b"[1,2]"),
+                zlib.compress(orjson.dumps({"format": "rlog-drain/1", "counter": 1, "lines": 1,
+                                            "clusters": [[1, "not a list", 1]], "tree": [[], []]})),
+                zlib.compress(orjson.dumps({"format": "rlog-drain/1", "counter": 1, "lines": 1, "clusters": [],
+                                            "tree": [[], [[7, [[], []]]]]}))):
+        with pytest.raises(SnapshotError):
+            s.restore(bad)
+        assert s.templates() == before
+    assert not marker.exists()
+    with pytest.raises(SnapshotError, match="jsonpickle"):
+        s.restore(forged)
+    # a genuine snapshot of Drain3's own (what rlog wrote before): refused the same way, by its form
+    from drain3 import TemplateMiner
+    from drain3.memory_buffer_persistence import MemoryBufferPersistence
+    from drain3.template_miner_config import TemplateMinerConfig
+
+    cfg, buf = TemplateMinerConfig(), MemoryBufferPersistence()
+    cfg.snapshot_compress_state = True
+    miner = TemplateMiner(buf, cfg)
+    miner.add_log_message(MSGS[0])
+    miner.save_state("test")
+    with pytest.raises(SnapshotError, match="jsonpickle"):
+        s.restore(buf.state)
+
+
+def test_a_pipeline_with_a_bad_template_state_keeps_the_rest(caplog):
+    import base64
+
+    from rlog.config import RlogConfig
+    from rlog.pipeline.lines import Line
+    from rlog.pipeline.pipeline import Pipeline
+
+    p = Pipeline(RlogConfig())
+    for i, m in enumerate(MSGS, 1):
+        p.feed("app", Line(i, m))
+    state = p.state()
+    state["sources"][0][2] = base64.b64encode(b"forged").decode()
+    q = Pipeline(RlogConfig())
+    with caplog.at_level("WARNING"):
+        q.load_state(state)
+    assert "template state not restored" in caplog.text
+    assert q.sessionizer.state() == p.sessionizer.state()  # open sessions and the rest are kept
+    assert len(q.templates()["app"]) == 0

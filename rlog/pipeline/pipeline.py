@@ -22,7 +22,7 @@ from rlog.pipeline.lines import DeadLetter, Line
 from rlog.pipeline.records import LogRecord, RecordParser
 from rlog.pipeline.sessions import Session, SessionLine, make_sessionizer
 from rlog.pipeline.sessions.base import clock_step
-from rlog.pipeline.templates import TemplateStore
+from rlog.pipeline.templates import SnapshotError, TemplateStore
 from rlog.truth import LineTruth
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,8 @@ class Pipeline:
     def state(self) -> dict:
         """Everything needed to resume exactly here: per-source parser and miner, open sessions.
 
-        Drain3 state is its own compressed snapshot; the rest is plain JSON-able data.
+        Drain3 state is a compressed JSON snapshot (``TemplateStore.snapshot``); the rest is
+        plain JSON-able data.
         """
         import base64
 
@@ -201,7 +202,11 @@ class Pipeline:
         for name, parser_state, store_b64 in d["sources"]:
             st = self.source(name)
             st.parser.load_state(parser_state)
-            st.store.restore(base64.b64decode(store_b64))
+            try:
+                st.store.restore(base64.b64decode(store_b64))
+            except (SnapshotError, ValueError) as e:  # restore changed nothing: the source re-learns its
+                # templates, under the same ids (they are hashes of the text)
+                log.warning("source %r: template state not restored (%s); its templates start afresh", name, e)
         self.sessionizer.load_state(d["sessions"])
         s = d["stats"]
         self.stats.lines, self.stats.records = s["lines"], s["records"]

@@ -4,17 +4,23 @@ Drain3's cluster ids are counters that depend on arrival order, so two workers (
 worker before and after a restart without state) would number the same template
 differently. Alerts, verdict caches and training data need an id that means the same
 text everywhere: we use a hash of the template text.
+
+Snapshots are plain JSON (the clusters, their recency order and the prefix tree), never
+Drain3's own ``jsonpickle`` form: a parse-state record is data read from a Kafka topic, and
+``jsonpickle.loads`` on a crafted one runs code in the worker.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import zlib
 from dataclasses import dataclass
 
+import orjson
 from drain3 import TemplateMiner
+from drain3.drain import LogCluster, Node
 from drain3.masking import MaskingInstruction
-from drain3.memory_buffer_persistence import MemoryBufferPersistence
 from drain3.template_miner_config import TemplateMinerConfig
 
 from rlog.pipeline.formats import LogFormat
@@ -41,6 +47,46 @@ DEFAULT_MASKS: tuple[str, ...] = (
 # Three or more whitespace-separated tokens in a row, each a variable or a word holding a digit.
 _ID_TOKEN = r"(?:<\*>|[A-Za-z_][\w\-.:]*\d[\w\-.:]*)"
 ID_LIST = rf"(?<!\S){_ID_TOKEN}(?:[ \t]+{_ID_TOKEN}){{2,}}(?!\S)"
+
+
+SNAPSHOT_FORMAT = "rlog-drain/1"
+_MAX_TREE_DEPTH = 64  # Drain3's prefix tree is as deep as its depth setting (a few levels)
+
+
+class SnapshotError(ValueError):
+    """A template snapshot that is not one this module wrote (corrupt, forged, or the old form)."""
+
+
+def _tree_state(node: Node) -> list:
+    return [list(node.cluster_ids), [[key, _tree_state(child)] for key, child in node.key_to_child_node.items()]]
+
+
+def _tree_node(d, depth: int) -> Node:
+    if depth > _MAX_TREE_DEPTH:
+        raise SnapshotError(f"prefix tree deeper than {_MAX_TREE_DEPTH}")
+    ids, children = d
+    if not (isinstance(ids, list) and all(isinstance(i, int) for i in ids) and isinstance(children, list)):
+        raise SnapshotError("a tree node is not [[cluster id, ...], [[key, node], ...]]")
+    node = Node()
+    node.cluster_ids = list(ids)
+    for key, child in children:
+        if not isinstance(key, str):
+            raise SnapshotError("a tree key is not a string")
+        node.key_to_child_node[key] = _tree_node(child, depth + 1)
+    return node
+
+
+def _read_snapshot(state: bytes) -> dict:
+    try:
+        body = orjson.loads(zlib.decompress(state))
+    except (zlib.error, orjson.JSONDecodeError, TypeError):
+        body = None
+    if isinstance(body, dict) and body.get("format") == SNAPSHOT_FORMAT:
+        return body
+    if isinstance(state, bytes | bytearray) and bytes(state[:2]) in (b"eJ", b"eN", b"eF", b"eA", b"eD"):  # base64 of zlib
+        raise SnapshotError("a Drain3 jsonpickle snapshot (rlog before 2026-12-03): not loaded, since unpickling a "
+                            "parse-state record could run code")
+    raise SnapshotError("not a template snapshot")
 
 
 def template_id(template: str) -> str:
@@ -109,21 +155,37 @@ class TemplateStore:
         return len(self._miner.drain.clusters)
 
     def snapshot(self) -> bytes:
-        """Serialized miner state (compressed), to persist beside consumer offsets."""
-        buf = MemoryBufferPersistence()
-        self._miner.persistence_handler = buf
-        try:
-            self._miner.save_state("snapshot")
-        finally:
-            self._miner.persistence_handler = None
-        return buf.state
+        """The miner's state as compressed JSON, to persist beside consumer offsets."""
+        drain = self._miner.drain
+        cache = drain.id_to_cluster
+        order = list(getattr(cache, "_LRUCache__order", None) or cache.keys())  # least recently used first
+        clusters = [[cid, list(c.log_template_tokens), c.size] for cid in order
+                    if (c := cache.get(cid)) is not None]  # get: reading does not touch the recency
+        body = {"format": SNAPSHOT_FORMAT, "counter": drain.clusters_counter, "lines": self.lines,
+                "clusters": clusters, "tree": _tree_state(drain.root_node)}
+        return zlib.compress(orjson.dumps(body), 3)
 
     def restore(self, state: bytes) -> None:
-        buf = MemoryBufferPersistence()
-        buf.state = state
-        self._miner.persistence_handler = buf
+        """Load a ``snapshot``; raises ``SnapshotError`` (and changes nothing) on anything else."""
+        body = _read_snapshot(state)
+        drain = self._miner.drain
         try:
-            self._miner.load_state()
-        finally:
-            self._miner.persistence_handler = None
-        self.lines = sum(c.size for c in self._miner.drain.clusters)
+            clusters = []
+            for cid, tokens, size in body["clusters"]:
+                if not (isinstance(cid, int) and isinstance(size, int) and size >= 1 and isinstance(tokens, list)
+                        and all(isinstance(t, str) for t in tokens)):
+                    raise SnapshotError("a cluster is not [id, [token, ...], size]")
+                c = LogCluster(tokens, cid)
+                c.size = size
+                clusters.append(c)
+            counter, lines = body["counter"], body["lines"]
+            if not (isinstance(counter, int) and isinstance(lines, int)):
+                raise SnapshotError("counter and lines must be integers")
+            root = _tree_node(body["tree"], 0)
+        except (KeyError, TypeError, ValueError) as e:
+            raise SnapshotError(f"malformed template snapshot ({e})") from None
+        drain.id_to_cluster.clear()
+        for c in clusters[-self.max_clusters:]:  # the most recently used, if the bound shrank
+            drain.id_to_cluster[c.cluster_id] = c
+        drain.root_node, drain.clusters_counter = root, counter
+        self.lines = lines
