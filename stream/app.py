@@ -101,7 +101,9 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
     state_slots: dict[bytes, str] = {}  # which slot each chunked checkpoint is in (stream.checkpoint)
     app.rlog_metrics = metrics  # type: ignore[attr-defined]
     pool = concurrent.futures.ThreadPoolExecutor(sc.model_threads, thread_name_prefix="rlog-model")
-    topics = {k: app.topic(v, key_type=bytes, value_type=bytes, partitions=sc.partitions if k != "state" else 1)
+    # the parse-state topic: one partition, compacted (only each key's latest checkpoint matters)
+    topics = {k: app.topic(v, key_type=bytes, value_type=bytes, partitions=sc.partitions if k != "state" else 1,
+                           compacting=True if k == "state" else None)
               for k, v in names.items()}
     health: dict[str, Any] = {"roles": list(roles), "started": time.time(), "model_failing": False}
     cascade_box: dict[str, Cascade] = {}

@@ -8,11 +8,14 @@ so the same code talks to a laptop broker and a secured production cluster.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from rlog.errors import RlogError
+
+log = logging.getLogger(__name__)
 
 BROKER_ENV = "RLOG_KAFKA_BROKER"
 # Client settings read from the environment (RLOG_KAFKA_SECURITY_PROTOCOL=SASL_SSL, ...).
@@ -86,20 +89,57 @@ def make_admin(bootstrap: str, **kwargs: Any):
         raise _unavailable(bootstrap, e) from None
 
 
-def ensure_topics(bootstrap: str, topics: Mapping[str, int]) -> None:
-    """Create topics (name → partitions) that do not exist yet."""
+def ensure_topics(bootstrap: str, topics: Mapping[str, int],
+                  configs: Mapping[str, Mapping[str, str]] | None = None) -> None:
+    """Create topics (name → partitions) that do not exist yet, with their ``configs`` (name →
+    topic settings, e.g. the parse-state topic's ``cleanup.policy: compact``). For a topic that
+    exists already, a setting the broker reports otherwise is a warning with the fix."""
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
+    configs = configs or {}
     admin = make_admin(bootstrap)
     try:
         existing = set(admin.list_topics())
-        new = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
+        new = [NewTopic(name, n, 1, topic_configs=dict(configs.get(name, {}))) for name, n in topics.items()
+               if name not in existing]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another client
                 admin.create_topics(new)
+        old = [name for name in configs if name in existing and name in topics]
+        if old:
+            _check_topic_configs(admin, {name: configs[name] for name in old})
     finally:
         admin.close()
+
+
+def topic_config_mismatches(described: Mapping, wanted: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Settings the broker reports differently from ``wanted`` (pure; a broker that reports
+    nothing, like the embedded one, yields nothing)."""
+    by_topic = described.get("topic", described) if isinstance(described, Mapping) else {}
+    out = []
+    for name, want in wanted.items():
+        have = by_topic.get(name) or {}
+        for key, value in want.items():
+            got = have.get(key)
+            if isinstance(got, Mapping):
+                got = got.get("value")
+            if got is not None and str(got) != value:
+                out.append(f"topic {name} has {key}={got}, rlog needs {key}={value} (kafka-configs.sh --alter "
+                           f"--entity-type topics --entity-name {name} --add-config {key}={value})")
+    return out
+
+
+def _check_topic_configs(admin, wanted: Mapping[str, Mapping[str, str]]) -> None:
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in wanted])
+    except Exception as e:  # noqa: BLE001 - a broker without DescribeConfigs: nothing to check against
+        log.debug("cannot read topic configs (%s)", e)
+        return
+    for msg in topic_config_mismatches(described, wanted):
+        log.warning(msg)
 
 
 def read_topic_to_end(bootstrap: str, topic: str, *, timeout_s: float = 60.0) -> list[Any]:

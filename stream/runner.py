@@ -13,6 +13,8 @@ from stream.kafka_io import BROKER_ENV, check_reachable, ensure_topics
 
 log = logging.getLogger(__name__)
 
+STATE_TOPIC_CONFIG = {"cleanup.policy": "compact"}
+
 
 def resolve_bootstrap(cfg: RlogConfig, broker: str | None) -> str | None:
     """--broker, else $RLOG_KAFKA_BROKER, else stream.broker; None means 'start an embedded one'."""
@@ -20,9 +22,11 @@ def resolve_bootstrap(cfg: RlogConfig, broker: str | None) -> str | None:
 
 
 def create_topics(cfg: RlogConfig, bootstrap: str) -> None:
-    """The input and internal topics, if missing (the parse-state topic has one partition)."""
+    """The input and internal topics, if missing. The parse-state topic has one partition and is
+    compacted: only each key's latest checkpoint matters, and a start reads the whole topic."""
     names = topic_names(cfg)
-    ensure_topics(bootstrap, {name: (1 if key == "state" else cfg.stream.partitions) for key, name in names.items()})
+    ensure_topics(bootstrap, {name: (1 if key == "state" else cfg.stream.partitions) for key, name in names.items()},
+                  {names["state"]: STATE_TOPIC_CONFIG})
 
 
 def load_models(cfg: RlogConfig, roles: Sequence[str]):

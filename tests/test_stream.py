@@ -282,6 +282,29 @@ def test_a_session_over_the_record_limit_is_shrunk_not_a_crash(broker, tiny_mode
         stop(proc)
 
 
+def test_the_parse_state_topic_is_created_compacted_and_a_wrong_policy_is_named(broker, caplog):
+    from stream.kafka_io import ensure_topics, make_admin, topic_config_mismatches
+    from stream.runner import STATE_TOPIC_CONFIG, create_topics
+
+    cfg = load_config(None, overrides={"stream": {"prefix": "cmp", "input_topic": "cmp.raw"}})
+    create_topics(cfg, broker.bootstrap)  # the broker accepted the compacted topic's config
+    create_topics(cfg, broker.bootstrap)  # and a second start finds it and checks it, without error
+    admin = make_admin(broker.bootstrap)
+    try:
+        assert {"cmp.raw", "cmp.parse-state", "cmp.alerts"} <= set(admin.list_topics())
+    finally:
+        admin.close()
+    assert STATE_TOPIC_CONFIG == {"cleanup.policy": "compact"}
+    # what a Kafka broker reports for a state topic made by hand with the default policy
+    got = topic_config_mismatches({"topic": {"cmp.parse-state": {"cleanup.policy": "delete"}}},
+                                  {"cmp.parse-state": STATE_TOPIC_CONFIG})
+    assert len(got) == 1 and "cleanup.policy=compact" in got[0] and "kafka-configs" in got[0]
+    assert topic_config_mismatches({"topic": {"cmp.parse-state": {}}}, {"cmp.parse-state": STATE_TOPIC_CONFIG}) == []
+    assert topic_config_mismatches({"topic": {"x": {"cleanup.policy": {"value": "compact"}}}},
+                                   {"x": STATE_TOPIC_CONFIG}) == []
+    ensure_topics(broker.bootstrap, {"cmp.other": 1}, {"cmp.other": {"cleanup.policy": "compact"}})
+
+
 def test_unreachable_broker_at_start_is_a_clear_error(tmp_path):
     port = free_port()
     r = subprocess.run([sys.executable, "-m", "rlog.cli", "run", "--broker", f"127.0.0.1:{port}"],
