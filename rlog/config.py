@@ -39,6 +39,9 @@ class ParseConfig(_Section):
     envelope: Literal["auto", "json", "none"] = Field(
         "auto", description="JSON envelopes {message, source, host}: auto-detect, require, or never unwrap")
     multiline: bool = Field(True, description="join lines that do not match the header to the previous record")
+    multiline_flush_s: float = Field(5.0, gt=0, description="stream: a source's last record is complete once the "
+                                     "source has logged nothing for this long (wall time), and is judged without "
+                                     "waiting for its next line")
     max_line_chars: int = Field(65536, ge=80, description="longer lines are truncated (and counted)")
     max_record_lines: int = Field(200, ge=1, description="cap on lines merged into one multi-line record")
     max_clusters: int = Field(5000, ge=10, description="Drain3 template bound (least recently used evicted)")
@@ -85,7 +88,9 @@ class SessionConfig(_Section):
     by: Literal["count", "time"] = Field("count", description="window unit: lines or seconds of event time")
     size: float = Field(20, gt=0, description="window length (lines or seconds)")
     step: float | None = Field(None, gt=0, description="sliding step (default: size/2 for sliding, size for fixed)")
-    timeout_s: float = Field(300.0, gt=0, description="close an id session after this much event-time inactivity")
+    timeout_s: float = Field(300.0, gt=0, description="close a source's open sessions after this much inactivity: "
+                             "event time, and in the stream also wall time since its last line (so a source "
+                             "without timestamps, or one that stopped, has its last partial window judged)")
     max_len: int = Field(1000, ge=1, description="close a session once it holds this many lines")
     max_open: int = Field(100_000, ge=1, description="open-session bound; the oldest is closed early when reached")
     max_jump_s: float = Field(86_400.0, ge=0, description="time windows: a line this far ahead of its source's clock "

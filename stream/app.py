@@ -235,7 +235,10 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 want = sorted(set(partitions) - set(states))
                 if not want:
                     return
-                saved = await asyncio.to_thread(restore_states, bootstrap, names["state"], cfg, state_slots)
+                saved = await asyncio.to_thread(
+                    restore_states, bootstrap, names["state"], cfg, state_slots,
+                    lambda partition, reason: metrics.checkpoints_discarded.labels(reason).inc()
+                    if partition in want else None)
                 for partition in want:
                     if partition in states:
                         continue
@@ -361,6 +364,17 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
             async for events in stream.noack_take(sc.take_max, within=sc.take_within_s):
                 await parse_batch(stream, events)
 
+        def caught_up(partition: int, st: PartitionState) -> bool:
+            """Every record of the partition up to its end is folded into ``st``."""
+            try:
+                for tp in app.consumer.assignment():
+                    if tp.topic == names["input"] and tp.partition == partition:
+                        hw = app.consumer.highwater(tp)
+                        return hw is not None and st.offset + 1 >= hw
+            except Exception:  # noqa: BLE001 - consumer not up, or no fetch yet: not known to be caught up
+                return False
+            return False
+
         @app.timer(interval=1.0)
         async def parse_tick() -> None:
             """Close sessions of idle partitions (timeouts, time windows) and checkpoint."""
@@ -370,13 +384,22 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 await adopt(owned)
             closed_any = False
             for partition, st in list(states.items()):
-                now = st.now()
-                if now is None or states.get(partition) is not st:
+                if states.get(partition) is not st:
                     continue
-                closed = st.pipe.tick(now)
-                if closed:
+                records = st.pipe.stats.records
+                # quiet sources (wall time): a held multi-line record is completed, windows no event
+                # clock closes are closed; only once every record of the partition is folded in (with
+                # a backlog, or fetching paused by backpressure, a source is not quiet: the worker is
+                # behind). Before the event-time tick, so a held record joins its session first.
+                closed, dead = st.pipe.idle() if caught_up(partition, st) else ([], [])
+                now = st.now()
+                if now is not None:
+                    closed += st.pipe.tick(now)
+                if st.pipe.stats.records != records:
+                    st.dirty = True  # a held record moved into the sessions: the state to save changed
+                if closed or dead:
                     st.dirty = closed_any = True
-                    await emit(closed, [], partition)
+                    await emit(closed, dead, partition)
             refresh_gauges()
             if "s" in parse_stream:
                 # A session closed by the clock depends on wall time, which a replay does not

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import time
 import zlib
+from collections.abc import Callable
 
 import orjson
 
@@ -26,9 +27,15 @@ log = logging.getLogger(__name__)
 VERSION = 1
 
 
+TIMING_ONLY = {"parse": {"multiline_flush_s"}, "session": {"timeout_s"}}
+
+
 def config_fingerprint(cfg: RlogConfig) -> str:
-    """State is only valid for the parse and session settings that produced it."""
-    data = orjson.dumps({"parse": cfg.parse.model_dump(mode="json"), "session": cfg.session.model_dump(mode="json")},
+    """State is only valid for the parse and session settings that produced it (settings that
+    only say when to close or flush what is open leave the state valid, and a new one of them
+    does not discard every checkpoint of an upgraded worker)."""
+    data = orjson.dumps({"parse": cfg.parse.model_dump(mode="json", exclude=TIMING_ONLY["parse"]),
+                         "session": cfg.session.model_dump(mode="json", exclude=TIMING_ONLY["session"])},
                         option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
@@ -43,6 +50,7 @@ class PartitionState:
     def __init__(self, cfg: RlogConfig) -> None:
         self.pipe = Pipeline(cfg)
         self.fingerprint = config_fingerprint(cfg)
+        self.topic = cfg.stream.input_topic  # offsets mean something only on the topic they were read from
         self.offset = -1
         self.event_ts: float | None = None
         self.wall = time.monotonic()
@@ -57,19 +65,32 @@ class PartitionState:
 
 def snapshot_state(st: PartitionState) -> bytes:
     """A ``PartitionState`` as compressed JSON."""
-    body = {"v": VERSION, "fingerprint": st.fingerprint, "offset": st.offset, "event_ts": st.event_ts,
-            "pipeline": st.pipe.state()}
+    body = {"v": VERSION, "fingerprint": st.fingerprint, "topic": st.topic, "offset": st.offset,
+            "event_ts": st.event_ts, "pipeline": st.pipe.state()}
     return zlib.compress(orjson.dumps(body), 3)
 
 
-def load_snapshot(data: bytes, cfg: RlogConfig) -> PartitionState | None:
-    """A ``PartitionState`` from a checkpoint, or None when it does not fit this config."""
+class Discarded(ValueError):
+    """A readable checkpoint this worker must not continue from; ``reason`` names why (a metric label)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def load_snapshot(data: bytes, cfg: RlogConfig) -> PartitionState:
+    """A ``PartitionState`` from a checkpoint; ``Discarded`` when it does not fit this worker.
+
+    Its offset counts lines of the topic it was read from: a checkpoint of another input topic
+    (the prefix reused for a new topic) would make the worker skip that many lines of the new
+    one, so it is discarded, as one made with other parse/session settings is."""
     body = orjson.loads(zlib.decompress(data))
     fp = config_fingerprint(cfg)
     if body.get("v") != VERSION or body.get("fingerprint") != fp:
-        log.warning("ignoring a parser checkpoint written with other parse/session settings "
-                    "(templates and open sessions start afresh)")
-        return None
+        raise Discarded("settings", "written with other parse/session settings")
+    topic = body.get("topic")  # absent in checkpoints of earlier versions: the topic they were read from is unknown
+    if topic is not None and topic != cfg.stream.input_topic:
+        raise Discarded("topic", f"written for input topic {topic!r}, this worker reads {cfg.stream.input_topic!r}")
     st = PartitionState(cfg)
     st.pipe.load_state(body["pipeline"])
     st.offset, st.event_ts = body["offset"], body["event_ts"]
@@ -141,9 +162,12 @@ def latest_checkpoints(records, slots: dict[bytes, str] | None = None) -> dict[b
     return out
 
 
-def restore_states(bootstrap: str, topic: str, cfg: RlogConfig,
-                   slots: dict[bytes, str] | None = None) -> dict[int, PartitionState]:
-    """The latest checkpoint of every input partition found on ``topic`` ({} when none)."""
+def restore_states(bootstrap: str, topic: str, cfg: RlogConfig, slots: dict[bytes, str] | None = None,
+                   discarded: Callable[[int, str], None] | None = None) -> dict[int, PartitionState]:
+    """The latest checkpoint of every input partition found on ``topic`` ({} when none).
+
+    A checkpoint that cannot be used is logged with the reason, reported to ``discarded``
+    (partition, reason: ``settings``, ``topic``, ``unreadable``) and that partition starts cold."""
     from stream.kafka_io import read_topic_to_end
 
     latest: dict[int, bytes] = {}
@@ -155,12 +179,16 @@ def restore_states(bootstrap: str, topic: str, cfg: RlogConfig,
     out = {}
     for partition, data in latest.items():
         try:
-            st = load_snapshot(data, cfg)
+            out[partition] = load_snapshot(data, cfg)
+        except Discarded as e:
+            log.warning("partition %d: parser checkpoint %s; its templates and open sessions start afresh",
+                        partition, e)
+            if discarded is not None:
+                discarded(partition, e.reason)
         except (zlib.error, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             log.error("partition %d: unreadable parser checkpoint (%s); starting it afresh", partition, e)
-            continue
-        if st is not None:
-            out[partition] = st
+            if discarded is not None:
+                discarded(partition, "unreadable")
     return out
 
 

@@ -50,5 +50,8 @@ class WorkerMetrics:
         self.model_errors = Counter("rlog_model_errors", "model calls that failed after all retries", ["stage"],
                                     registry=r)
         self.checkpoints = Counter("rlog_state_checkpoints", "parser state checkpoints written", registry=r)
+        self.checkpoints_discarded = Counter("rlog_state_checkpoints_discarded", "parser checkpoints found on "
+                                             "adoption but not continued from (settings, topic, unreadable)",
+                                             ["reason"], registry=r)
         self.lag = Gauge("rlog_consumer_lag", "records behind the end of each input partition", ["topic", "partition"],
                          registry=r)

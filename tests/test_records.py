@@ -79,3 +79,32 @@ def test_a_checkpoint_over_the_record_limit_is_written_in_pieces_and_read_back_w
     assert {k for k, _ in again} <= {k for k, _ in recs}
     broken = done + [Rec(key=k, value=v) for k, v in again[:1]] + [Rec(key=b"1", value=again[-1][1])]
     assert b"1" not in latest_checkpoints(broken)  # a manifest whose pieces are not all there: refused, not spliced
+
+
+def test_a_checkpoint_of_another_topic_or_other_settings_is_discarded_with_the_reason():
+    """Regression: restart skipping was keyed by partition number only, so reusing the prefix for
+    a new input topic skipped as many lines of it as the old topic's checkpoint had read."""
+    import pytest
+
+    from rlog.config import load_config
+    from rlog.pipeline.lines import Line
+    from stream.checkpoint import Discarded, PartitionState, load_snapshot, snapshot_state
+
+    old = load_config(None, overrides={"stream": {"input_topic": "logs.v1"}})
+    st = PartitionState(old)
+    for i in range(1, 44):
+        st.pipe.feed("app", Line(i, f"request {i} served"))
+    st.offset = 42
+    snap = snapshot_state(st)
+    assert load_snapshot(snap, old).offset == 42  # the same worker continues from it
+    with pytest.raises(Discarded) as e:
+        load_snapshot(snap, load_config(None, overrides={"stream": {"input_topic": "logs.v2"}}))
+    assert e.value.reason == "topic" and "logs.v1" in str(e.value)
+    with pytest.raises(Discarded) as e:
+        load_snapshot(snap, load_config(None, overrides={"stream": {"input_topic": "logs.v1"},
+                                                         "session": {"size": 7}}))
+    assert e.value.reason == "settings"
+    # when to close what is open is not what the state is: changing it keeps the checkpoint
+    assert load_snapshot(snap, load_config(None, overrides={"stream": {"input_topic": "logs.v1"},
+                                                            "session": {"timeout_s": 9},
+                                                            "parse": {"multiline_flush_s": 1}})).offset == 42

@@ -210,3 +210,104 @@ def test_when_cutting_texts_is_not_enough_repeated_lines_go_first_and_are_counte
     assert [ln.seq for ln in sent.lines] == sorted(ln.seq for ln in sent.lines)  # log order kept
     with pytest.raises(ValueError, match="cannot fit"):
         fit_session(s, 10, wrap)
+
+
+class _Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def _pipe(clock, **session):
+    from rlog.config import load_config
+    from rlog.pipeline.pipeline import Pipeline
+
+    cfg = load_config(None, overrides={"parse": {"format": "raw", "multiline": True, "multiline_flush_s": 5},
+                                       "session": {"mode": "fixed", "size": 10, "timeout_s": 60, **session}})
+    return Pipeline(cfg, clock=clock)
+
+
+def test_a_quiet_sources_held_record_and_partial_window_are_judged():
+    # a dying service's last line: with multi-line merging it was held until a next line that
+    # never comes, and a source without timestamps had no clock to close its last window
+    from rlog.pipeline.lines import Line
+
+    clock = _Clock()
+    p = _pipe(clock)
+    for i, text in enumerate(["svc started", "request ok", "FATAL out of memory, exiting"], 1):
+        assert p.feed("svc", Line(i, text)) == ([], [])
+    p.feed("other", Line(4, "busy line"))
+    clock.t += 4.9
+    assert p.idle() == ([], []) and p.stats.records == 2  # too soon: the fatal line may still get continuations
+    clock.t += 0.2
+    assert p.idle() == ([], []) and p.stats.records == 4  # both held records completed, in windows still open
+    clock.t += 55.0
+    sessions, _ = p.idle()
+    by_source = {s.source: s for s in sessions}
+    assert set(by_source) == {"svc", "other"} and all(s.close_reason == "idle" for s in sessions)
+    assert [ln.raw for ln in by_source["svc"].lines][-1] == "FATAL out of memory, exiting"
+    assert p.idle() == ([], [])  # nothing open, nothing closed twice
+    p.feed("svc", Line(5, "svc started"))  # a source that logs again starts a new window
+    clock.t += 61
+    assert [(s.source, len(s.lines)) for s in p.idle()[0]] == [("svc", 1)]
+
+
+def test_a_source_that_keeps_logging_is_not_closed_early():
+    from rlog.pipeline.lines import Line
+
+    clock = _Clock()
+    p = _pipe(clock)
+    for i in range(1, 9):
+        p.feed("svc", Line(i, f"tick {i}"))
+        clock.t += 30  # a line every 30 s, under the 60 s timeout
+        assert p.idle()[0] == []
+    assert p.sessionizer.open_count == 1
+
+
+def _line(i, ts=None):
+    return ln(i, f"line {i}", ts=ts)
+
+
+def test_closing_a_quiet_source_never_reuses_a_window_id():
+    w = CountWindowSessionizer(10)
+    for i in range(7):
+        w.add("a", _line(i))
+    (first,) = w.close_source("a")
+    assert first.session_id == "a:lines10/10:0" and len(first.lines) == 7 and first.close_reason == "idle"
+    for i in range(7, 12):
+        w.add("a", _line(i))
+    assert w.close_source("a")[0].session_id == "a:lines10/10:10"  # the next window, not :0 again
+    t = TimeWindowSessionizer(60)
+    t.add("a", _line(0, ts=1000.0))
+    (tw,) = t.close_source("a")
+    assert t.add("a", _line(1, ts=1010.0)) == [] and t.open_count == 0  # a late line of it: counted, no twin
+    assert t.stats.unsessioned == 1
+    t.add("a", _line(2, ts=1100.0))
+    assert [s.session_id for s in t.close_source("a")] != [tw.session_id]
+
+
+def test_a_line_after_a_timed_out_window_starts_a_window_at_once():
+    # regression: after a timeout the index stayed mid-window, so the next lines joined no window
+    w = CountWindowSessionizer(10, timeout_s=5)
+    for i in range(7):
+        w.add("a", _line(i, ts=100.0 + i))
+    (closed,) = w.tick(200.0)
+    assert closed.close_reason == "timeout" and len(closed.lines) == 7
+    w.add("a", _line(7, ts=201.0))
+    assert w.open_count == 1 and w.flush()[0].session_id == "a:lines10/10:10"
+
+
+def test_a_held_record_joins_its_session_before_the_clock_closes_it():
+    from rlog.config import load_config
+    from rlog.pipeline.lines import Line
+    from rlog.pipeline.pipeline import Pipeline
+
+    cfg = load_config(None, overrides={"parse": {"format": "log4j", "multiline": True},
+                                       "session": {"mode": "fixed", "size": 10, "timeout_s": 60}})
+    p = Pipeline(cfg)
+    for i, s in enumerate(("00", "01", "02"), 1):
+        p.feed("api", Line(i, f"2026-01-05 08:00:{s},000 ERROR [main] c.s.Api: step {i} failed"))
+    (closed,) = p.tick(p.last_ts + 120)  # the last line was held for continuations; now it is complete
+    assert [ln.seq for ln in closed.lines] == [1, 2, 3] and closed.close_reason == "timeout"

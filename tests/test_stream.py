@@ -305,6 +305,31 @@ def test_the_parse_state_topic_is_created_compacted_and_a_wrong_policy_is_named(
     ensure_topics(broker.bootstrap, {"cmp.other": 1}, {"cmp.other": {"cleanup.policy": "compact"}})
 
 
+def test_a_quiet_source_without_timestamps_has_its_last_lines_judged(broker, tiny_model_dir, tmp_path):
+    """Regression: with multi-line merging a source's last record waited for a next line, and a
+    window of a source without timestamps had no clock to close it: a dying service's final
+    line was never judged. Now wall time since the source's last line completes and closes them."""
+    cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "quiet")
+    cfg["parse"]["multiline_flush_s"] = 1.0
+    cfg["session"].update(size=10, timeout_s=3)
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    ensure_topics(broker.bootstrap, {"quiet.raw": 2})
+    proc = start_worker(broker.bootstrap, cfg_path, tmp_path / "worker.log", "--role", "parse")
+    try:
+        p = make_producer(broker.bootstrap)
+        for text in ("svc started", "request served", "FATAL out of memory, exiting"):  # no timestamps
+            p.send("quiet.raw", key=b"svc", value=orjson.dumps({"source": "svc", "message": text}))
+        p.flush()
+        p.close()
+        sessions = wait_for(broker.bootstrap, "quiet.sessions", 1, timeout_s=90)
+        assert sessions, (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
+        d = orjson.loads(sessions[0].value)
+        assert [ln[2] for ln in d["lines"]] == ["svc started", "request served", "FATAL out of memory, exiting"]
+        assert d["close_reason"] == "idle"
+    finally:
+        stop(proc)
+
+
 def test_unreachable_broker_at_start_is_a_clear_error(tmp_path):
     port = free_port()
     r = subprocess.run([sys.executable, "-m", "rlog.cli", "run", "--broker", f"127.0.0.1:{port}"],
@@ -411,7 +436,8 @@ def test_restart_closes_the_open_tail_of_a_partition_with_no_new_input(broker, s
     cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "tail", session_timeout_s=10)
     cfg["session"]["timeout_s"] = 20.0  # longer than the first worker lives after its last line
     cfg_path.write_text(yaml.safe_dump(cfg))
-    rcfg = load_config(env={}, base={"parse": cfg["parse"], "session": cfg["session"]})
+    rcfg = load_config(env={}, base={"parse": cfg["parse"], "session": cfg["session"],
+                                     "stream": {"input_topic": "tail.raw"}})  # checkpoints are per input topic
     want = expected_sessions(sim_dir, cfg)
     ensure_topics(broker.bootstrap, {"tail.raw": 2})
     log = tmp_path / "worker.log"

@@ -12,7 +12,9 @@ analyzer and the benchmarks all drive this class.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rlog.config import RlogConfig
@@ -45,13 +47,17 @@ class PipelineStats:
 class _SourceState:
     parser: RecordParser
     store: TemplateStore
+    arrival: float = 0.0  # the pipeline's clock at this source's last line (see Pipeline.idle)
+    quiet_closed: bool = False  # idle() closed its sessions; nothing more to close until it logs again
 
 
 class Pipeline:
     """Stateful front half of the plugin; every method returns what it closed."""
 
-    def __init__(self, cfg: RlogConfig, fmt: LogFormat | None = None, *, max_sources: int = 1000) -> None:
+    def __init__(self, cfg: RlogConfig, fmt: LogFormat | None = None, *, max_sources: int = 1000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
+        self.clock = clock  # wall time for idle(): when each source last logged
         self.fmt = fmt or get_format(cfg.parse.format)
         self.formats = {name: get_format(spec) for name, spec in cfg.parse.formats.items()}
         self.sessionizer = make_sessionizer(cfg.session)
@@ -116,7 +122,12 @@ class Pipeline:
                 host = env.host or ""
                 line = Line(line.seq, env.message, line.flags)
         st = self.source(source)
-        return self._route(st, st.parser.feed(line, host=host, truth=truth))
+        st.arrival, st.quiet_closed = self.clock(), False
+        out = self._route(st, st.parser.feed(line, host=host, truth=truth))
+        held = st.parser.pending_ts
+        if held is not None:  # the held record is activity: its session must not time out before it joins
+            self.sessionizer.touch(st.parser.source, held)
+        return out
 
     def _route(self, st: _SourceState, items: list[LogRecord | DeadLetter]) -> tuple[list[Session], list[DeadLetter]]:
         sessions: list[Session] = []
@@ -201,6 +212,7 @@ class Pipeline:
         self._sources.clear()
         for name, parser_state, store_b64 in d["sources"]:
             st = self.source(name)
+            st.arrival = self.clock()  # quiet time is counted from the restore (wall time is not saved)
             st.parser.load_state(parser_state)
             try:
                 st.store.restore(base64.b64decode(store_b64))
@@ -213,7 +225,45 @@ class Pipeline:
         self.stats.dead_letters, self.stats.flags = Counter(s["dead_letters"]), Counter(s["flags"])
 
     def tick(self, now: float) -> list[Session]:
-        return self._finish(self.sessionizer.tick(now))
+        """Close what event time ``now`` has timed out. A held record older than the timeout is
+        complete (no continuation comes that late): it joins its session first, so the session
+        closes whole, as at the end of a file."""
+        sessions: list[Session] = []
+        due = now - min(self.cfg.session.timeout_s, self.cfg.parse.multiline_flush_s)
+        for st in self._sources.values():
+            ts = st.parser.pending_ts
+            if ts is not None and ts <= due:
+                s, _ = self._route(st, st.parser.flush())  # a record is never a dead letter once held
+                sessions.extend(s)
+        return sessions + self._finish(self.sessionizer.tick(now))
+
+    def idle(self) -> tuple[list[Session], list[DeadLetter]]:
+        """What quiet sources leave open, by wall time since their last line (the stream calls it).
+
+        A source silent for ``parse.multiline_flush_s`` has its held record completed (with
+        multi-line merging, the last record otherwise waits for a next line that a dying
+        service never writes); one silent for ``session.timeout_s`` has its open sessions
+        closed (reason ``idle``), which also covers sources without timestamps, whose windows
+        no event-time clock would close.
+        """
+        now = self.clock()
+        sessions: list[Session] = []
+        dead: list[DeadLetter] = []
+        for name, st in list(self._sources.items()):
+            quiet = now - st.arrival
+            # never close a source's sessions with its last record still held
+            if quiet >= min(self.cfg.parse.multiline_flush_s, self.cfg.session.timeout_s) and st.parser.pending:
+                log.debug("source %r quiet for %.1f s: its held record is complete", name, quiet)
+                s, d = self._route(st, st.parser.flush())
+                sessions.extend(s)
+                dead.extend(d)
+            if quiet >= self.cfg.session.timeout_s and not st.quiet_closed:
+                st.quiet_closed = True
+                closed = self._finish(self.sessionizer.close_source(name, "idle"))
+                if closed:
+                    log.info("source %r quiet for %.0f s: closed %d open session(s)", name, quiet, len(closed))
+                sessions.extend(closed)
+        return sessions, dead
 
     def flush(self) -> tuple[list[Session], list[DeadLetter]]:
         """End of input: emit pending records, then close every open session."""

@@ -113,6 +113,16 @@ class RecordParser:
         self._pending = LogRecord(source, seq, raw, content, fields, ts, label, tuple(flags), host)
         self._pending_lines = d["lines"]
 
+    @property
+    def pending(self) -> bool:
+        """A record is held, waiting for continuation lines."""
+        return self._pending is not None
+
+    @property
+    def pending_ts(self) -> float | None:
+        """Event time of the held record (None: none held, or it has no time)."""
+        return self._pending.ts if self._pending is not None else None
+
     def flush(self) -> list[LogRecord | DeadLetter]:
         """Emit the pending record (end of input, or an idle partition)."""
         rec, self._pending = self._pending, None

@@ -46,6 +46,10 @@ class Sessionizer(Protocol):
 
     def flush(self) -> list[Session]: ...
 
+    def close_source(self, source: str, reason: str = "idle") -> list[Session]: ...
+
+    def touch(self, source: str, ts: float) -> None: ...
+
     def state(self) -> dict: ...
 
     def load_state(self, d: dict) -> None: ...
@@ -71,6 +75,10 @@ class BaseSessionizer:
     def _load_stats(self, d: dict) -> None:
         self.stats = SessionStats(d["opened"], d["closed"], d["evicted"], d["unsessioned"], dict(d["by_reason"]),
                                   d.get("untimed", 0))
+
+    def touch(self, source: str, ts: float) -> None:
+        """``source`` logged at ``ts`` a line not sessionized yet (a record held for continuations):
+        its sessions are not idle. Windows by count use it; others time out by their own lines."""
 
     def _closed(self, session: Session, reason: str) -> Session:
         session.close_reason = reason

@@ -107,6 +107,11 @@ class IdSessionizer(BaseSessionizer):
         self._open.clear()
         return out
 
+    def close_source(self, source: str, reason: str = "idle") -> list[Session]:
+        """Close every open session of ``source`` (a source gone quiet)."""
+        keys = [k for k in self._open if k[0] == source]
+        return [self._closed(self._open.pop(k).session, reason) for k in keys]
+
     def state(self) -> dict:
         """Open sessions and counters as plain data (for checkpoints)."""
         return {"kind": "id", "stats": self._stats_state(), "clock": self._clock,

@@ -43,6 +43,14 @@ class _WindowBase(BaseSessionizer):
         self._sources.clear()
         return out
 
+    def close_source(self, source: str, reason: str = "idle") -> list[Session]:
+        """Close every open window of ``source`` (a source gone quiet)."""
+        state = self._sources.get(source)
+        return [] if state is None else self._close_all(state, reason)
+
+    def _close_all(self, state: list, reason: str) -> list[Session]:
+        raise NotImplementedError
+
 
 class CountWindowSessionizer(_WindowBase):
     """Windows of ``size`` consecutive lines per source, a new one every ``step`` lines.
@@ -81,6 +89,19 @@ class CountWindowSessionizer(_WindowBase):
             state[2] = line.ts
         return out
 
+    def touch(self, source: str, ts: float) -> None:
+        state = self._sources.get(source)
+        if state is not None and (state[2] is None or ts > state[2]):
+            state[2] = ts
+
+    def _close_all(self, state: list, reason: str) -> list[Session]:
+        """Close the open windows; the next line starts a new window, at the next multiple of the
+        step (window ids count lines and must never repeat)."""
+        out = [self._closed(s, reason) for _, s in state[1]]
+        state[1].clear()
+        state[0] = -(-state[0] // self.step) * self.step
+        return out
+
     def state(self) -> dict:
         return {"kind": "count", "stats": self._stats_state(),
                 "sources": [[src, st[0], [[start, session_to_state(sess)] for start, sess in st[1]], st[2]]
@@ -94,9 +115,10 @@ class CountWindowSessionizer(_WindowBase):
     def tick(self, now: float) -> list[Session]:
         out = []
         for state in self._sources.values():
-            if state[2] is not None and now - state[2] > self.timeout_s:
-                out.extend(self._closed(s, "timeout") for _, s in state[1])
-                state[1].clear()
+            if state[2] is not None and now - state[2] > self.timeout_s and state[1]:
+                # and the next line starts a window at once (it used to join none until the next
+                # multiple of the step, and was lost)
+                out.extend(self._close_all(state, "timeout"))
         return out
 
 class TimeWindowSessionizer(_WindowBase):
@@ -169,6 +191,17 @@ class TimeWindowSessionizer(_WindowBase):
                 s.dropped_lines += 1
         if not taken:
             self.stats.unsessioned += 1  # late for every window it belonged to, or none open
+        return out
+
+    def _close_all(self, state: list, reason: str) -> list[Session]:
+        """Close the open windows and move the watermark past them: a later line of one of them
+        is late (counted), never a second session under the same id."""
+        windows: dict[int, Session] = state[1]
+        out = [self._closed(windows[k], reason) for k in sorted(windows)]
+        if windows:
+            end = max(windows) * self.step + self.size
+            state[0] = end if state[0] is None else max(state[0], end)
+        windows.clear()
         return out
 
     def state(self) -> dict:
