@@ -394,7 +394,8 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 closed, dead = st.pipe.idle() if caught_up(partition, st) else ([], [])
                 now = st.now()
                 if now is not None:
-                    closed += st.pipe.tick(now)
+                    timed_out, late = st.pipe.tick(now)
+                    closed, dead = closed + timed_out, dead + late
                 if st.pipe.stats.records != records:
                     st.dirty = True  # a held record moved into the sessions: the state to save changed
                 if closed or dead:

@@ -309,5 +309,5 @@ def test_a_held_record_joins_its_session_before_the_clock_closes_it():
     p = Pipeline(cfg)
     for i, s in enumerate(("00", "01", "02"), 1):
         p.feed("api", Line(i, f"2026-01-05 08:00:{s},000 ERROR [main] c.s.Api: step {i} failed"))
-    (closed,) = p.tick(p.last_ts + 120)  # the last line was held for continuations; now it is complete
-    assert [ln.seq for ln in closed.lines] == [1, 2, 3] and closed.close_reason == "timeout"
+    (closed,), dead = p.tick(p.last_ts + 120)  # the last line was held for continuations; now it is complete
+    assert [ln.seq for ln in closed.lines] == [1, 2, 3] and closed.close_reason == "timeout" and dead == []

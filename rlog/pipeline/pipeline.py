@@ -224,18 +224,20 @@ class Pipeline:
         self.stats.lines, self.stats.records = s["lines"], s["records"]
         self.stats.dead_letters, self.stats.flags = Counter(s["dead_letters"]), Counter(s["flags"])
 
-    def tick(self, now: float) -> list[Session]:
+    def tick(self, now: float) -> tuple[list[Session], list[DeadLetter]]:
         """Close what event time ``now`` has timed out. A held record older than the timeout is
         complete (no continuation comes that late): it joins its session first, so the session
         closes whole, as at the end of a file."""
         sessions: list[Session] = []
+        dead: list[DeadLetter] = []
         due = now - min(self.cfg.session.timeout_s, self.cfg.parse.multiline_flush_s)
         for st in self._sources.values():
             ts = st.parser.pending_ts
             if ts is not None and ts <= due:
-                s, _ = self._route(st, st.parser.flush())  # a record is never a dead letter once held
+                s, d = self._route(st, st.parser.flush())
                 sessions.extend(s)
-        return sessions + self._finish(self.sessionizer.tick(now))
+                dead.extend(d)
+        return sessions + self._finish(self.sessionizer.tick(now)), dead
 
     def idle(self) -> tuple[list[Session], list[DeadLetter]]:
         """What quiet sources leave open, by wall time since their last line (the stream calls it).
