@@ -24,7 +24,7 @@ from rlog.pipeline.lines import DeadLetter, Line
 from rlog.pipeline.records import LogRecord, RecordParser
 from rlog.pipeline.sessions import Session, SessionLine, make_sessionizer
 from rlog.pipeline.sessions.base import clock_step
-from rlog.pipeline.templates import SnapshotError, TemplateStore
+from rlog.pipeline.templates import TemplateStore
 from rlog.truth import LineTruth
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ class Pipeline:
             st.parser.load_state(parser_state)
             try:
                 st.store.restore(base64.b64decode(store_b64))
-            except (SnapshotError, ValueError) as e:  # restore changed nothing: the source re-learns its
+            except ValueError as e:  # a SnapshotError or bad base64; restore changed nothing: the source re-learns its
                 # templates, under the same ids (they are hashes of the text)
                 log.warning("source %r: template state not restored (%s); its templates start afresh", name, e)
         self.sessionizer.load_state(d["sessions"])

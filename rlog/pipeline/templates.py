@@ -116,7 +116,6 @@ class TemplateStore:
         cfg.drain_sim_th = fmt.sim_th if sim_th is None else sim_th
         cfg.drain_depth = fmt.depth if depth is None else depth
         cfg.drain_max_clusters = max_clusters
-        cfg.snapshot_compress_state = True
         masks = (*fmt.extra_masks, *extra_masks, *(DEFAULT_MASKS if default_masks else ()))
         # Last: merge adjacent variables ("<*><*>" is one variable to a reader and to the model), and
         # a list of ids ("an398 an399 an400 …", "dadmin2 dadmin3 dadmin4") into one: Drain3 groups by
