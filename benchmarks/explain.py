@@ -102,6 +102,7 @@ def evaluate_explanations(cascade: Cascade, sessions: Sequence[Session], inciden
             "fallback": shown.fallback,
             "cause_rouge_l": _overlap(full.root_cause, inc.get("cause", "")) if full and full.root_cause else None,
             "action_rouge_l": _overlap(full.action, inc.get("action", "")) if full and full.action else None,
+            "interpretation": full.interpretation if full else "",
             "root_cause": full.root_cause if full else "", "action": full.action if full else "",
             "ms": round(ms, 1)})
     return summarize(rows)

@@ -18,6 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rlog.errors import RlogError
 from rlog.models import SMOLLM2
 
+# A line that does not match its format's header joins the previous record only when it looks
+# like a continuation of one: indented (stack frames, wrapped text), a Java trace's "at …",
+# "Caused by:", "Suppressed:", "... 12 more", Python's "Traceback (most recent call last):" and
+# its chained-exception lines, an exception's first line ("java.io.IOException: …",
+# "ValueError: …"), or a closing bracket of a multi-line structure. Anything else is garbage or
+# another format, and merging it would hide it inside a record (8 of 10 garbage lines vanished
+# that way before).
+CONTINUATION = (r"^(?:\s|at\s|Caused by:|Suppressed:|\.\.\.\s*\d+\s+more|Traceback \(|During handling of|"
+                r"The above exception|[\w$.]*(?:Exception|Error|Throwable|Warning)(?::|$)|[}\])])")
+
 ENV_PREFIX = "RLOG_"
 
 
@@ -38,7 +48,13 @@ class ParseConfig(_Section):
                                                 "sources not listed use parse.format")
     envelope: Literal["auto", "json", "none"] = Field(
         "auto", description="JSON envelopes {message, source, host}: auto-detect, require, or never unwrap")
-    multiline: bool = Field(True, description="join lines that do not match the header to the previous record")
+    multiline: bool = Field(True, description="join lines that do not match the header to the previous record "
+                                              "when they look like a continuation (parse.continuation)")
+    continuation: str = Field(
+        CONTINUATION, description="regex a line that does not match the header must match to join the previous "
+                                  "record (indented lines, 'at …', 'Caused by:', '... N more', 'Traceback', an "
+                                  "exception's first line, closing brackets); other such lines are dead letters. "
+                                  "Empty: any line joins")
     multiline_flush_s: float = Field(5.0, gt=0, description="stream: a source's last record is complete once the "
                                      "source has logged nothing for this long (wall time), and is judged without "
                                      "waiting for its next line")
@@ -66,17 +82,27 @@ class ParseConfig(_Section):
             get_format(spec)
         return v
 
+    @field_validator("continuation")
+    @classmethod
+    def _valid_continuation(cls, v: str) -> str:
+        _valid_regexes([v])
+        return v
+
     @field_validator("extra_masks")
     @classmethod
-    def _valid_regexes(cls, v: list[str]) -> list[str]:
-        import re
+    def _valid_masks(cls, v: list[str]) -> list[str]:
+        return _valid_regexes(v)
 
-        for p in v:
-            try:
-                re.compile(p)
-            except re.error as e:
-                raise ValueError(f"invalid regex {p!r}: {e}") from None
-        return v
+
+def _valid_regexes(v: list[str]) -> list[str]:
+    import re
+
+    for p in v:
+        try:
+            re.compile(p)
+        except re.error as e:
+            raise ValueError(f"invalid regex {p!r}: {e}") from None
+    return v
 
 
 class SessionConfig(_Section):
@@ -180,6 +206,9 @@ class ExplainConfig(_Section):
                                                    "costs about 50 ms on 2 CPU cores, and a 135M model's analysis "
                                                    "did not make its answers better)")
     field_tokens: int = Field(16, ge=4, description="budget of each of interpretation, root cause and action")
+    lead_ins: bool = Field(True, description="start each text field with its lead-in ('the most likely root cause "
+                                             "is', ...) forced rather than generated: the model writes them anyway, "
+                                             "and forced they cost one forward pass instead of one per token")
     repetition_penalty: float = Field(1.3, ge=1.0, le=3.0, description="on the tokens a generation already wrote")
     no_repeat_ngram: int = Field(3, ge=0, description="a generation never repeats its own n-gram of this size (0: off)")
     category: Literal["fitted", "rlog", "rule"] = Field(

@@ -13,7 +13,7 @@ import pytest
 from rlog.cascade.alerts import SCHEMA, Alert, alert_schema, pick_evidence
 from rlog.cascade.cards import card, one_line
 from rlog.cascade.cascade import Cascade
-from rlog.cascade.explain import TEXT_FIELDS, structured_answer, tidy_text, written_budget
+from rlog.cascade.explain import LEAD_INS, TEXT_FIELDS, structured_answer, tidy_text, written_budget
 from rlog.cascade.fallback import category_of, complete
 from rlog.config import CascadeConfig, ExplainConfig, ModelSpec
 from rlog.contract.answers import FullAnswer
@@ -67,6 +67,21 @@ def test_choices_are_the_models_own_probabilities_over_them_alone(tiny_backend):
     assert probs == pytest.approx([e / sum(expect) for e in expect], rel=1e-3, abs=1e-6)
 
 
+def test_choosing_leaves_the_models_state_as_it_was(tiny_backend):
+    # the choices are fed side by side on the transcript's own cache and cut off again: what is
+    # written next must be what is written without having chosen
+    lead = "the disk failed</think><answer>\nverdict:"
+    with tiny_backend.transcript(PROMPT, 64) as t:
+        t.extend(lead)
+        plain, _ = t.generate(10)
+    with tiny_backend.transcript(PROMPT, 64) as t:
+        t.extend(lead)
+        t.choose([" " + v for v in VERDICTS], "\n")
+        t.choose([" " + c for c in CATEGORIES], "\n")
+        after, _ = t.generate(10)
+    assert after == plain
+
+
 def test_transcript_generation_equals_plain_greedy_decoding(tiny_backend):
     from rlog.backends.base import GenerationParams
 
@@ -117,7 +132,20 @@ def test_structured_answer_always_has_a_taxonomy_category_and_a_verdict(tiny_bac
     assert 0 < ans.category_p <= 1 and 0 <= ans.p_abnormal <= 1
     assert "\nverdict: abnormal\ncategory: " + ans.category in written  # written under the settled verdict
     for name in TEXT_FIELDS:
-        assert f"\n{name}:" in written and "\n" not in getattr(ans, name)
+        assert f"\n{name}:{LEAD_INS.get(name, '')}" in written and "\n" not in getattr(ans, name)
+
+
+def test_lead_ins_are_forced_and_left_out_of_the_values(tiny_backend):
+    on, off = ExplainConfig(field_tokens=6), ExplainConfig(field_tokens=6, lead_ins=False)
+    with tiny_backend.transcript(PROMPT, written_budget(on)) as t:
+        structured_answer(t, on, continue_as="abnormal")
+        forced = t.text
+    with tiny_backend.transcript(PROMPT, written_budget(off)) as t:
+        structured_answer(t, off, continue_as="abnormal")
+        free = t.text
+    assert "\nroot_cause: the most likely root cause is" in forced
+    assert "\naction: the recommended fix is to" in forced
+    assert "the most likely root cause is" not in free  # a random model does not write it itself
 
 
 def test_tidy_text_cuts_an_unfinished_value_back_and_treats_none_as_empty():
@@ -139,7 +167,8 @@ def test_tidy_text_drops_the_contract_markup_a_model_starts_again():
 
 def test_a_value_that_is_only_its_lead_in_is_empty():
     # seen in `make demo`: actions that read "the recommended fix" and nothing more
-    for stem in ("the recommended fix", "The recommended fix is", "the most likely root cause is:", "Root cause"):
+    for stem in ("the recommended fix", "The recommended fix is", "the most likely root cause is:", "Root cause",
+                 "what the logs say happened"):  # the last: the contract's own description, parroted
         assert tidy_text(stem, "stop") == "", stem
     assert tidy_text("the recommended fix is to restart the service", "stop") == \
         "the recommended fix is to restart the service"

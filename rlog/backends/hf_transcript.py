@@ -102,14 +102,16 @@ class HFTranscript:
         self._sync(text)
 
     def choose(self, choices: Sequence[str], end: str = "") -> list[float]:
-        """P(choice + end) after the text, renormalised over ``choices``, in one batched pass.
+        """P(choice + end) after the text, renormalised over ``choices``, in one pass.
 
         ``end`` closes a choice (a newline after a field's value), so a word is scored as a
-        whole word, not as the prefix of a longer one. Every choice is a row on its own copy
-        of the cache, right-padded: causal attention keeps a row's tokens from seeing the
-        padding after them, so no mask is needed. The weights are read once for all the
-        choices, which is what a CPU step costs (eight categories: one pass, not eight). The
-        transcript is left as it was.
+        whole word, not as the prefix of a longer one. The choices are fed as one sequence,
+        side by side after the cached text: each token sits at its own position in its
+        choice and an attention mask lets it see the cache and its own choice's earlier
+        tokens only (a tree of continuations). So the weights are read once for all the
+        choices, which is what a CPU step costs, and the cache is never copied (eight
+        categories: one pass over ~24 tokens, not eight cache copies). The transcript is
+        left as it was.
         """
         torch = self._torch
         if not choices:
@@ -122,27 +124,37 @@ class HFTranscript:
                 raise BackendError(f"choice {c!r} adds no token after the transcript")
             rows.append((ids, k - 1))  # the logits at k - 1 predict ids[k], the choice's first own token
         base_cached = len(self._cached)
-        s0 = min(start for _, start in rows)
+        s0 = min(start for _, start in rows)  # where the first choice leaves the cached text
         self._crop(s0)
-        feed = [ids[s0: len(ids) - 1] for ids, _ in rows]
-        width = max(len(f) for f in feed)
-        pad = self._b.tokenizer.pad_token_id or 0
+        feed: list[int] = []
+        pos: list[int] = []
+        owner: list[int] = []
+        for r, (ids, _) in enumerate(rows):
+            f = ids[s0: len(ids) - 1]
+            feed += f
+            pos += range(s0, s0 + len(f))
+            owner += [r] * len(f)
         b = self._b
-        cache = copy.deepcopy(self._cache)
-        if len(rows) > 1:
-            cache.batch_repeat_interleave(len(rows))
+        own = torch.tensor(owner, device=b.device)
+        at = torch.tensor(pos, device=b.device)
+        sees = (own[:, None] == own[None, :]) & (at[None, :] <= at[:, None])  # same choice, not later
+        mask = torch.cat([torch.ones(len(feed), s0, dtype=torch.bool, device=b.device), sees], dim=1)
         self.steps += 1
         try:
-            out = b.model(input_ids=torch.tensor([f + [pad] * (width - len(f)) for f in feed], device=b.device),
-                          past_key_values=cache, use_cache=True)
+            out = b.model(input_ids=torch.tensor([feed], device=b.device), position_ids=at[None],
+                          attention_mask=mask[None, None], past_key_values=self._cache, use_cache=True)
         except (RuntimeError, IndexError, ValueError) as e:
             raise BackendError(f"transcript step failed on {b.model_id}: {e}") from e
-        logp = torch.log_softmax(out.logits.float(), dim=-1)
+        self._cache = out.past_key_values
+        self._cache.crop(-len(feed))  # the choices leave the cache as it was at s0
+        logp = torch.log_softmax(out.logits[0].float(), dim=-1)
         totals = []
-        for r, (ids, start) in enumerate(rows):
-            first = start - s0
-            totals.append(float(sum(logp[r, first + i, ids[start + 1 + i]] for i in range(len(ids) - 1 - start))))
-        del cache, out
+        off = 0
+        for ids, start in rows:
+            first = off + start - s0
+            totals.append(float(sum(logp[first + i, ids[start + 1 + i]] for i in range(len(ids) - 1 - start))))
+            off += len(ids) - 1 - s0
+        del out, logp
         if len(self._cached) < base_cached:
             self._forward(self._ids[len(self._cached): base_cached], logits=False)
         top = max(totals)

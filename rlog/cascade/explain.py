@@ -12,8 +12,9 @@ shape R-Log is trained on:
    (its probability is the answer's ``p_abnormal``);
 3. ``category:`` forced, then one of the taxonomy chosen by scoring each (probability in
    the alert);
-4. ``interpretation:``, ``root_cause:``, ``action:`` forced in turn, each value a short
-   greedy generation that stops at the end of its line, with a repetition penalty.
+4. ``interpretation:``, ``root_cause: the most likely root cause is``, ``action: the
+   recommended fix is to`` forced in turn (the lead-ins: ``explain.lead_ins``), each value a
+   short greedy generation that stops at the end of its line, with a repetition penalty.
 
 The answer comes back complete in shape; a value the model left empty (or wrote as
 "none") stays empty here, and the cascade fills it from the evidence (``fallback``).
@@ -34,10 +35,19 @@ TEXT_FIELDS = ("interpretation", "root_cause", "action")
 # a quoted template is not markup.)
 _MARKUP = re.compile(r"</|<(?:think|answer)>|<$")
 FIELD_STOPS = ("\n", "</", "<answer>", "<think>")
+# What R-Log writes first in a field, echoing the contract's own description of it (``root_cause:
+# the most likely root cause``): forced instead of generated (``explain.lead_ins``), they cost one
+# forward pass instead of one per token, and the field's budget goes to what it says. The value
+# shown is what follows them.
+# (Interpretation has none: forced to "the logs show", the shipped R-Log wrote one sentence for
+# every incident.)
+LEAD_INS = {"root_cause": " the most likely root cause is", "action": " the recommended fix is to"}
 # A value that is only the lead-in of one ("the recommended fix", "the most likely root cause is")
 # says nothing: empty, so the evidence fills it and the alert names the fallback.
 _STEM = re.compile(r"^\W*(the\s+)?(most\s+likely\s+)?(root\s+cause|cause|recommended\s+(fix|action)|fix|action|"
                    r"interpretation)(\s+(is|was|would\s+be))?(\s+to)?\W*$", re.IGNORECASE)
+# The contract's own description of a field, parroted back, says nothing either.
+_PLACEHOLDER = re.compile(r"^\W*what\s+the\s+logs\s+say\s+happened\W*$", re.IGNORECASE)
 _EMPTY = re.compile(r"^\W*(none|n/?a|unknown|null|-+)?\W*$", re.IGNORECASE)
 
 
@@ -61,7 +71,7 @@ def tidy_text(text: str, finish: str) -> str:
             text = text[: end + 1]
         elif " " in text:
             text = text[: text.rfind(" ")].rstrip(",;:") + " …"
-    return "" if _EMPTY.match(text) or _STEM.match(text) else text
+    return "" if _EMPTY.match(text) or _STEM.match(text) or _PLACEHOLDER.match(text) else text
 
 
 def structured_answer(t: Transcript, cfg: ExplainConfig, *, continue_as: str | None = None,
@@ -82,16 +92,21 @@ def structured_answer(t: Transcript, cfg: ExplainConfig, *, continue_as: str | N
     p_verdict = t.choose([" " + v for v in VERDICTS], "\n")
     p_abnormal = p_verdict[VERDICTS.index("abnormal")]
     verdict = "abnormal" if p_abnormal >= 0.5 else "normal"
-    t.extend(f" {continue_as or verdict}\ncategory:")
-    p_cat = t.choose([" " + c for c in CATEGORIES], "\n")
+    # The category is chosen with the verdict's line in front of each choice, and the chosen one is
+    # then written with the first field's key in one step: a forward pass each saved, same
+    # probabilities (the shared part cancels when the choices are renormalised).
+    head = f" {continue_as or verdict}\ncategory:"
+    p_cat = t.choose([f"{head} {c}" for c in CATEGORIES], "\n")
     best = max(range(len(CATEGORIES)), key=p_cat.__getitem__)
     own, shown, shown_p = CATEGORIES[best], CATEGORIES[best], p_cat[best]
     if category is not None:
         shown, shown_p = category
-    t.extend(" " + shown)
+    written = f"{head} {shown}"
     values: dict[str, str] = {}
     for name in TEXT_FIELDS:
-        t.extend(f"\n{name}:")
+        lead = LEAD_INS.get(name, "") if cfg.lead_ins else ""
+        t.extend(f"{written}\n{name}:{lead}")
+        written = ""
         raw_value, finish = t.generate(cfg.field_tokens, FIELD_STOPS, cfg.repetition_penalty, cfg.no_repeat_ngram)
         values[name] = tidy_text(raw_value, finish)
     return FullAnswer(verdict, shown, values["interpretation"], values["root_cause"], values["action"],
