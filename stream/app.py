@@ -91,6 +91,9 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
     app = faust.App(
         group, broker=faust_broker_url(bootstrap), store="memory://", autodiscover=False,
         datadir=str(datadir), web_enabled=True, web_port=sc.web_port, web_bind=sc.web_bind,
+        # only /health and /metrics: Faust's own pages list tables, partition assignments, the
+        # cluster's worker URLs and sensor counters to whoever reaches the port
+        web_router_enabled=False, web_tables_enabled=False, web_stats_enabled=False, web_graph_enabled=False,
         topic_partitions=sc.partitions, topic_replication_factor=1, consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0, stream_buffer_maxsize=sc.buffer_maxsize, producer_acks=-1,
         broker_session_timeout=sc.session_timeout_s, broker_heartbeat_interval=min(3.0, sc.session_timeout_s / 3),
@@ -345,10 +348,13 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 raw = ev.value if isinstance(ev.value, bytes) else str(ev.value).encode()
                 source = ev.key.decode("utf-8", "replace") if ev.key else f"{msg.topic}-{msg.partition}"
                 line = decode_line(raw, msg.offset, cfg.parse.max_line_chars)
-                evicted, records = st.pipe.sessionizer.stats.evicted, st.pipe.stats.records
+                ss, ps = st.pipe.sessionizer.stats, st.pipe.stats
+                evicted, unsessioned, records, sources = ss.evicted, ss.unsessioned, ps.records, ps.sources_evicted
                 sessions, dead = st.pipe.feed(source, line)
-                metrics.evictions.inc(st.pipe.sessionizer.stats.evicted - evicted)
-                metrics.records.inc(st.pipe.stats.records - records)
+                metrics.evictions.inc(ss.evicted - evicted)
+                metrics.unsessioned.inc(ss.unsessioned - unsessioned)
+                metrics.sources_evicted.inc(ps.sources_evicted - sources)
+                metrics.records.inc(ps.records - records)
                 st.offset, st.dirty = msg.offset, True
                 if st.pipe.last_ts is not None and st.pipe.last_ts != st.event_ts:
                     st.event_ts, st.wall = st.pipe.last_ts, time.monotonic()
@@ -506,6 +512,11 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 pos = await consumer.position(tp)
                 if hw is not None and pos is not None:
                     metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - pos))
+                # Faust's record of what it committed (the next offset to read), or where it
+                # started when it has committed nothing yet
+                done = getattr(consumer, "_committed_offset", {}).get(tp)
+                if hw is not None and (done is not None or pos is not None):
+                    metrics.committed_lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - (done or 0)))
         except Exception as e:  # lag is best effort; never let it stop the worker
             log.debug("lag measurement failed: %r", e)
 

@@ -25,6 +25,10 @@ class WorkerMetrics:
         self.templates = Gauge("rlog_templates", "Drain3 templates held by this worker", registry=r)
         self.open_sessions = Gauge("rlog_open_sessions", "sessions open in this worker", registry=r)
         self.evictions = Counter("rlog_session_evictions", "sessions closed early at the open-session bound", registry=r)
+        self.unsessioned = Counter("rlog_lines_unsessioned", "records that joined no session (id sessions: no id "
+                                   "in the line; time windows: older than every open window)", registry=r)
+        self.sources_evicted = Counter("rlog_sources_evicted", "log sources whose parser state was dropped at the "
+                                       "source bound (their held record is judged first)", registry=r)
         self.sessions = Counter("rlog_sessions", "sessions closed and published", registry=r)
         self.trimmed = Counter("rlog_records_trimmed", "records shrunk to stream.max_record_bytes (long texts cut, "
                                "repeated lines dropped and counted)", ["topic"], registry=r)
@@ -55,3 +59,9 @@ class WorkerMetrics:
                                              ["reason"], registry=r)
         self.lag = Gauge("rlog_consumer_lag", "records behind the end of each input partition", ["topic", "partition"],
                          registry=r)
+        # Fetch position runs ahead of work done: a stage that holds its batch (a model backing
+        # off) has fetched it, so rlog_consumer_lag stays small while nothing moves. The
+        # committed offset moves only when records are acknowledged.
+        self.committed_lag = Gauge("rlog_committed_lag", "records of each input partition not yet committed (what "
+                                   "a restart reads again; grows while a stage holds its input)",
+                                   ["topic", "partition"], registry=r)

@@ -15,7 +15,7 @@ Traceback (most recent call last):
   File "app.py", line 7, in handler
 ConnectionRefusedError: [Errno 111]
 2024-05-01 10:00:03 INFO: request req-3 started by user bob
-this line has no header and follows a record, so it merges
+this line has no header and looks like no continuation, so it is a dead letter
 
 2024-05-01 10:00:04 INFO: request req-3 finished in 9 ms \xff\xfe
 2024-05-01 10:00:05 WARN: request req-2 retry 1
@@ -55,9 +55,10 @@ def test_parse_only_with_id_sessions_bad_input_and_outputs(logfile, tmp_path, ca
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["records"] == 7 and report["sessions"] == 3  # req-1, req-2, req-3
     assert report["flags"] == {"non_utf8": 1, "truncated": 1}
-    assert report["dead_letters"] == {"line does not match log format 'custom'": 1, "empty line": 1}
+    assert report["dead_letters"] == {"line does not match log format 'custom'": 2, "empty line": 1}
     dead = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
-    assert [d["seq"] for d in dead] == [1, 10] and dead[0]["raw"].startswith("orphan")
+    assert [d["seq"] for d in dead] == [1, 9, 10] and dead[0]["raw"].startswith("orphan")
+    assert "does not look like a continuation" in dead[1]["reason"]
 
 
 def test_bgl_style_labels_give_scores(tmp_path, capsys):

@@ -43,13 +43,48 @@ def test_without_multiline_unmatched_lines_are_rejected():
     assert isinstance(out[0], LogRecord) and isinstance(out[1], DeadLetter)
 
 
-def test_continuation_is_capped():
+def test_continuation_is_capped_and_every_line_past_the_cap_is_a_dead_letter():
     p = RecordParser(FMT, "app", max_record_lines=3)
     data = b"2024-01-01 10:00:00 ERROR: boom\n" + b"  frame\n" * 50
+    dead = []
     for ln in lines(data):
-        p.feed(ln)
+        dead += p.feed(ln)
     (rec,) = p.flush()
     assert rec.raw.count("\n") == 2 and "continuation_capped" in rec.flags
+    assert len(dead) == 48 and all(isinstance(d, DeadLetter) for d in dead)  # 1 + 2 kept, 48 accounted for
+    assert [d.seq for d in dead] == list(range(4, 52)) and "record cap" in dead[0].reason and "line 1" in dead[0].reason
+
+
+def test_only_lines_that_look_like_continuations_join_a_record():
+    # seen: multi-line merging swallowed 8 of 10 garbage lines into the record before them
+    trace = (b"2024-01-01 10:00:00 ERROR: request failed\n"
+             b"java.lang.IllegalStateException: pool closed\n"
+             b"\tat com.acme.Pool.get(Pool.java:42)\n"
+             b"Caused by: java.io.IOException - broken pipe\n"
+             b"\t... 12 more\n"
+             b"Traceback (most recent call last):\n"
+             b'  File "app.py", line 3, in <module>\n'
+             b"ValueError: bad value\n"
+             b"}\n")
+    garbage = b"".join(b"#@! garbage %d zz\n" % i for i in range(10))
+    p = RecordParser(FMT, "app")
+    out = []
+    for ln in lines(trace + garbage + b"2024-01-01 10:00:01 INFO: ok\n"):
+        out += p.feed(ln)
+    out += p.flush()
+    recs = [r for r in out if isinstance(r, LogRecord)]
+    dead = [d for d in out if isinstance(d, DeadLetter)]
+    assert len(recs) == 2 and recs[0].raw.count("\n") == 8  # the whole trace, nothing else
+    assert len(dead) == 10 and all("does not look like a continuation" in d.reason for d in dead)
+    assert [d.seq for d in dead] == list(range(10, 20))
+
+
+def test_an_empty_continuation_pattern_joins_any_line_as_before():
+    p = RecordParser(FMT, "app", continuation="")
+    for ln in lines(b"2024-01-01 10:00:00 ERROR: boom\nplain wrapped text\n"):
+        assert p.feed(ln) == []
+    (rec,) = p.flush()
+    assert rec.content == "boom\nplain wrapped text"
 
 
 def test_a_checkpoint_over_the_record_limit_is_written_in_pieces_and_read_back_whole():
@@ -108,3 +143,39 @@ def test_a_checkpoint_of_another_topic_or_other_settings_is_discarded_with_the_r
     assert load_snapshot(snap, load_config(None, overrides={"stream": {"input_topic": "logs.v1"},
                                                             "session": {"timeout_s": 9},
                                                             "parse": {"multiline_flush_s": 1}})).offset == 42
+
+
+def test_year_less_times_run_on_across_new_year_and_a_late_line_stays_in_the_old_year():
+    # seen: syslog lines carry no year, so January read as eleven months before December and every
+    # January line was unsessioned in time windows
+    from rlog.pipeline.lines import Line
+
+    fmt = get_format("linux")
+    assert fmt.yearless and not get_format("rsyslog").yearless and not get_format("log4j").yearless
+    p = RecordParser(fmt, "host", multiline=False)
+    stamps = ["Dec 31 23:59:58", "Dec 31 23:59:59", "Jan  1 00:00:00", "Dec 31 23:59:59", "Jan  1 00:00:05"]
+    ts = [p.feed(Line(i, f"{t} combo sshd[1]: session opened"))[0].ts for i, t in enumerate(stamps)]
+    assert [t - ts[0] for t in ts] == [0, 1, 2, 1, 7]
+    again = RecordParser(fmt, "host", multiline=False)  # a restored parser continues in the same year
+    again.load_state(p.state())
+    (r,) = again.feed(Line(9, "Jan  1 00:01:00 combo sshd[1]: session closed"))
+    assert r.ts - ts[0] == 62
+
+
+def test_time_windows_keep_every_line_across_new_year():
+    from rlog.config import load_config
+    from rlog.pipeline.lines import Line
+    from rlog.pipeline.pipeline import Pipeline
+
+    cfg = load_config(None, overrides={"parse": {"format": "linux", "multiline": False},
+                                       "session": {"mode": "fixed", "by": "time", "size": 60}})
+    p = Pipeline(cfg)
+    closed = []
+    for i in range(120):  # two minutes around midnight, one line a second
+        sec = 23 * 3600 + 59 * 60 + i
+        day, sec = ("Dec 31", sec) if sec < 86400 else ("Jan  1", sec - 86400)
+        stamp = f"{day} {sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}"
+        closed += p.feed("host", Line(i, f"{stamp} combo sshd[1]: tick {i}"))[0]
+    closed += p.flush()[0]
+    assert p.sessionizer.stats.unsessioned == 0
+    assert sum(len(s.lines) for s in closed) == 120

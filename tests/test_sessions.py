@@ -311,3 +311,20 @@ def test_a_held_record_joins_its_session_before_the_clock_closes_it():
         p.feed("api", Line(i, f"2026-01-05 08:00:{s},000 ERROR [main] c.s.Api: step {i} failed"))
     (closed,), dead = p.tick(p.last_ts + 120)  # the last line was held for continuations; now it is complete
     assert [ln.seq for ln in closed.lines] == [1, 2, 3] and closed.close_reason == "timeout" and dead == []
+
+
+def test_evicting_a_source_judges_its_held_record_instead_of_dropping_it():
+    # seen: the 1,001st source evicted another source's pending record, and the line vanished
+    from rlog.config import load_config
+    from rlog.pipeline.lines import Line
+    from rlog.pipeline.pipeline import Pipeline
+
+    cfg = load_config(None, overrides={"parse": {"format": "raw", "multiline": True},
+                                       "session": {"mode": "fixed", "size": 10}})
+    p = Pipeline(cfg, max_sources=2)
+    for src in ("a", "b", "c"):  # "c" evicts "a", whose one line was held for continuations
+        p.feed(src, Line(1, f"disk failure on {src}"))
+    assert p.stats.sources_evicted == 1 and p.stats.records == 1  # a's record made it in
+    closed, dead = p.flush()
+    assert not dead and {s.source for s in closed} == {"a", "b", "c"}
+    assert sum(len(s.lines) for s in closed) == 3

@@ -134,6 +134,10 @@ def test_lines_in_alerts_out_with_health_and_metrics(broker, sim_dir, tiny_model
         assert values["rlog_templates"] > 20 and values["rlog_escalations_total"] > 0
         assert "rlog_model_latency_seconds_bucket" in text
         assert any(k.startswith("rlog_consumer_lag{") and "e2e.raw" in k for k in values)  # per input partition
+        for page in ("/router/", "/table/", "/graph/", "/assignment/"):  # Faust's own pages are off
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{page}", timeout=10)
+            assert e.value.code == 404, page
     finally:
         stop(proc)
     assert proc.returncode is not None
@@ -543,7 +547,9 @@ def test_failing_model_holds_input_with_backoff_and_bounded_buffers(broker, sim_
             except OSError:
                 pass
             lag = sum(v for k, v in values.items() if k.startswith("rlog_consumer_lag{") and "fail.sessions" in k)
-            if health_code == 503 and values.get('rlog_model_errors_total{stage="fast"}', 0) >= 2 and lag > 0:
+            held = sum(v for k, v in values.items() if k.startswith("rlog_committed_lag{") and "fail.sessions" in k)
+            if health_code == 503 and values.get('rlog_model_errors_total{stage="fast"}', 0) >= 2 and lag > 0 \
+                    and held > 0:
                 break
             time.sleep(2)
         text_log = log.read_text(errors="replace")
@@ -551,6 +557,7 @@ def test_failing_model_holds_input_with_backoff_and_bounded_buffers(broker, sim_
         assert values['rlog_model_errors_total{stage="fast"}'] >= 2  # retried, not given up
         assert "retrying this batch" in text_log and "nothing is dropped" in text_log
         assert lag > 0  # the buffer is bounded: sessions wait in Kafka, lag grows
+        assert held >= lag  # what was fetched but is held counts too: nothing of it is committed
         assert values.get("rlog_alerts_total", 0) == 0
         assert read_topic(broker.bootstrap, "fail.dead-letters", timeout_s=5) == []  # held, not dead-lettered
     finally:

@@ -65,6 +65,13 @@ class LogFormat:
         m = self.regex.match(line)
         return m.groupdict(default="") if m else None
 
+    @property
+    def yearless(self) -> bool:
+        """Times without a year (syslog's ``Jun 14 15:16:01``): read in year 2000, a leap year so
+        ``Feb 29`` parses; ``RecordParser`` moves them across New Year per source."""
+        fmt = self.time_format
+        return bool(self.time_fields) and fmt != "epoch" and "%Y" not in fmt and "%y" not in fmt
+
     def timestamp(self, fields: dict[str, str]) -> float | None:
         """Event time in seconds, or None when the line carries no usable time."""
         if not self.time_fields:
@@ -74,8 +81,7 @@ class LogFormat:
             if self.time_format == "epoch":
                 return sane_time(float(text))
             fmt = self.time_format
-            if "%Y" not in fmt and "%y" not in fmt:
-                # Syslog omits the year; pin one (a leap year, so "Feb 29" parses).
+            if self.yearless:
                 text, fmt = "2000 " + text, "%Y " + fmt
             dt = datetime.strptime(text, fmt)
         except ValueError:

@@ -66,18 +66,26 @@ class Pipeline:
         self._ahead = 0  # records in a row far ahead of last_ts (see _advance_clock)
         self.max_sources = max_sources
         self._sources: OrderedDict[str, _SourceState] = OrderedDict()
+        # what evicting a source completed (its held record), handed out with the line that evicted it
+        self._spilled: tuple[list[Session], list[DeadLetter]] = ([], [])
 
     def source(self, name: str) -> _SourceState:
         st = self._sources.get(name)
         if st is None:
             if len(self._sources) >= self.max_sources:
-                old, _ = self._sources.popitem(last=False)
+                old, old_st = self._sources.popitem(last=False)
                 self.stats.sources_evicted += 1
                 log.warning("more than %d log sources: dropped template state of %r", self.max_sources, old)
+                # its held record is complete now (its source is the least recently active): it is
+                # mined and sessioned before the source's state goes, not dropped with it
+                sessions, dead = self._route(old_st, old_st.parser.flush())
+                self._spilled[0].extend(sessions)
+                self._spilled[1].extend(dead)
             p = self.cfg.parse
             fmt = self.formats.get(name, self.fmt)
             st = _SourceState(
-                RecordParser(fmt, name, multiline=p.multiline, max_record_lines=p.max_record_lines,
+                RecordParser(fmt, name, multiline=p.multiline, continuation=p.continuation,
+                             max_record_lines=p.max_record_lines,
                              max_record_chars=p.max_line_chars),
                 TemplateStore(fmt, max_clusters=p.max_clusters, sim_th=p.sim_th, depth=p.depth,
                               extra_masks=tuple(p.extra_masks)),
@@ -123,11 +131,14 @@ class Pipeline:
                 line = Line(line.seq, env.message, line.flags)
         st = self.source(source)
         st.arrival, st.quiet_closed = self.clock(), False
-        out = self._route(st, st.parser.feed(line, host=host, truth=truth))
+        sessions, dead = self._route(st, st.parser.feed(line, host=host, truth=truth))
         held = st.parser.pending_ts
         if held is not None:  # the held record is activity: its session must not time out before it joins
             self.sessionizer.touch(st.parser.source, held)
-        return out
+        if self._spilled[0] or self._spilled[1]:
+            (s0, d0), self._spilled = self._spilled, ([], [])
+            sessions, dead = s0 + sessions, d0 + dead
+        return sessions, dead
 
     def _route(self, st: _SourceState, items: list[LogRecord | DeadLetter]) -> tuple[list[Session], list[DeadLetter]]:
         sessions: list[Session] = []
