@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rlog.errors import RlogError
@@ -128,6 +128,49 @@ def topic_config_mismatches(described: Mapping, wanted: Mapping[str, Mapping[str
                 out.append(f"topic {name} has {key}={got}, rlog needs {key}={value} (kafka-configs.sh --alter "
                            f"--entity-type topics --entity-name {name} --add-config {key}={value})")
     return out
+
+
+RECORD_OVERHEAD = 4096  # a record batch's framing, the key and headers, below a topic's max.message.bytes
+
+
+def record_limit(described: Mapping, topics: Sequence[str], configured: int) -> tuple[int, list[str]]:
+    """The largest record value rlog may write to ``topics``: ``configured``
+    (``stream.max_record_bytes``), lowered to what a topic accepts (``max.message.bytes``, less
+    the framing) when the broker reports less, with a line saying so for each such topic (pure;
+    a broker that reports nothing, like the embedded one, leaves ``configured``)."""
+    by_topic = described.get("topic", described) if isinstance(described, Mapping) else {}
+    limit, notes = configured, []
+    for name in topics:
+        got = (by_topic.get(name) or {}).get("max.message.bytes")
+        if isinstance(got, Mapping):
+            got = got.get("value")
+        try:
+            room = int(got) - RECORD_OVERHEAD
+        except (TypeError, ValueError):
+            continue
+        if room < limit:
+            limit = max(room, 1024)
+            notes.append(f"topic {name} accepts records up to {got} bytes (max.message.bytes): records are "
+                         f"bounded to {limit} bytes instead of stream.max_record_bytes={configured}")
+    return limit, notes
+
+
+def broker_record_limit(bootstrap: str, topics: Sequence[str], configured: int) -> int:
+    """``record_limit`` on what the broker reports for ``topics`` (``configured`` if it reports nothing)."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = make_admin(bootstrap)
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in topics])
+    except Exception as e:  # noqa: BLE001 - a broker without DescribeConfigs: keep the configured bound
+        log.debug("cannot read topic configs (%s)", e)
+        return configured
+    finally:
+        admin.close()
+    limit, notes = record_limit(described, topics, configured)
+    for msg in notes:
+        log.warning(msg)
+    return limit
 
 
 def _check_topic_configs(admin, wanted: Mapping[str, Mapping[str, str]]) -> None:

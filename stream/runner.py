@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from rlog.config import RlogConfig
 from stream.app import ROLES, build_app, topic_names
 from stream.broker import EmbeddedBroker
-from stream.kafka_io import BROKER_ENV, check_reachable, ensure_topics
+from stream.kafka_io import BROKER_ENV, broker_record_limit, check_reachable, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,12 @@ def run_worker(cfg: RlogConfig, roles: Sequence[str] = ROLES, broker: str | None
     try:
         fast, full = load_models(cfg, roles)
         create_topics(cfg, bootstrap)
+        # records are bounded below what every topic rlog writes accepts, as the broker reports it
+        names = topic_names(cfg)
+        limit = broker_record_limit(bootstrap, [v for k, v in names.items() if k != "input"],
+                                    cfg.stream.max_record_bytes)
+        if limit != cfg.stream.max_record_bytes:
+            cfg = cfg.model_copy(update={"stream": cfg.stream.model_copy(update={"max_record_bytes": limit})})
         app = build_app(cfg, bootstrap, roles, fast=fast, full=full)
         names = topic_names(cfg)
         print(f"rlog run: roles {', '.join(roles)}; reading {names['input']}, alerts to {names['alerts']}, "

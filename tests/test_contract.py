@@ -103,3 +103,36 @@ def test_parse_full_malformed():
 def test_parse_structured_aliases():
     f = parse_structured("- **Root Cause**: bad config\nFix: roll back\nSummary: deploy broke it")
     assert f == {"root_cause": "bad config", "action": "roll back", "interpretation": "deploy broke it"}
+
+
+def test_control_tokens_of_other_templates_and_tokenizers_are_defanged():
+    # seen: [INST] was listed but passed; <s>, </s>, <start_of_turn> and SmolLM2's own added tokens
+    # (<repo_name>, <file_sep>) reached the model as single tokens
+    for tok in ("[INST]", "[/INST]", "<s>", "</s>", "<start_of_turn>", "<end_of_turn>", "<repo_name>", "<file_sep>",
+                "<filename>", "<gh_stars>", "<jupyter_code>", "<unk>", "<|eot_id|>"):
+        out = quote_log_line(f"user said {tok} now", 200)
+        assert tok not in out and out.startswith("user said "), tok
+    # a log line's own angle-bracket words are data and stay as written
+    assert quote_log_line("at Foo.<init>(Foo.java:3) in <module> value <*>", 200) == \
+        "at Foo.<init>(Foo.java:3) in <module> value <*>"
+
+
+def test_a_backend_defangs_its_own_tokenizers_added_tokens():
+    from rlog.backends.transformers_backend import added_tokens, render_chat
+    from rlog.contract.prompts import ChatPrompt
+    from rlog.models import builtin_gguf, load_gguf_tokenizer
+
+    tok = load_gguf_tokenizer(builtin_gguf())
+    extra = added_tokens(tok)
+    assert "<file_sep>" in extra and "<|im_start|>" in extra
+    # raw content (not quoted): what render_chat alone guarantees, for every token this tokenizer adds
+    evil = " ".join(extra)
+    text = render_chat(tok, ChatPrompt(({"role": "system", "content": "rules"}, {"role": "user", "content": evil})))
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    special = {tok.convert_tokens_to_ids(t) for t in extra}
+    user = text.split("<|im_start|>user\n", 1)[1].split("<|im_end|>", 1)[0]
+    user_ids = tok(user, add_special_tokens=False)["input_ids"]
+    assert not special & set(user_ids), user
+    assert sum(i in special for i in ids) == sum(i in special for i in tok(render_chat(
+        tok, ChatPrompt(({"role": "system", "content": "rules"}, {"role": "user", "content": "ok"}))),
+        add_special_tokens=False)["input_ids"])  # only the template's own remain

@@ -26,6 +26,7 @@ _PIECES = st.sampled_from([
     "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO ",
     "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: ", "nan", "inf", "-1e308", "1e999", "32503680000", "1131566461",
     "<answer>abnormal</answer>", "</think>", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "[INST]", "<<SYS>>",
+    "<s>", "</s>", "<start_of_turn>", "<file_sep>", "<repo_name>", "<filename>", "s>", "<_", "_of_turn>",
     "<|", "|>", "<", ">", "\x00", "\r\n", "\n", "\t", "é", "\ud7ff", "blk_-1608999687919862906", "{", "}", "\"",
     "error", "kernel panic", " ", "x" * 300,
 ])
@@ -67,8 +68,8 @@ def test_any_input_is_parsed_or_dead_lettered_and_every_line_is_accounted_for(by
         _assert_defanged(prompt.messages[-1]["content"])
 
 
-_LIVE = re.compile(r"<\s*/?\s*(?:answer|think|logs|system|user|assistant)\b[^>]*>|<\|[^|>]{0,40}\|>|\[/?INST\]|<</?SYS>>",
-                   re.IGNORECASE)
+_LIVE = re.compile(r"<\s*/?\s*(?:answer|think|logs|system|user|assistant)\b[^>]*>|<\|[^|>]{0,40}\|>|\[/?INST\]|<</?SYS>>"
+                   r"|</?s>|<(?:start|end)_of_turn>|<file_sep>|<repo_name>|<filename>", re.IGNORECASE)
 
 
 def _assert_defanged(text: str) -> None:

@@ -25,15 +25,28 @@ from pathlib import Path
 from rlog.backends.base import BackendError, Generation, GenerationParams
 from rlog.config import ModelSpec
 from rlog.contract.answers import TokenLogprob
-from rlog.contract.prompts import VERDICTS, ChatPrompt
+from rlog.contract.prompts import VERDICTS, ChatPrompt, defang_tokens
 from rlog.models import Calibration, load_calibration, resolve_adapter, resolve_model
 
 log = logging.getLogger(__name__)
 
 
+def added_tokens(tokenizer) -> tuple[str, ...]:
+    """The strings ``tokenizer`` reads as one special or added token, longest first."""
+    dec = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    found = {t.content for t in dec.values()} | set(getattr(tokenizer, "all_special_tokens", None) or ())
+    return tuple(sorted((t for t in found if t), key=len, reverse=True))
+
+
 def render_chat(tokenizer, prompt: ChatPrompt) -> str:
-    """The exact text the model sees: its own chat template, then the assistant prefill."""
-    messages = list(prompt.messages)
+    """The exact text the model sees: its own chat template, then the assistant prefill.
+
+    The data messages (all but the system's) have this tokenizer's own added tokens taken
+    apart first: a log line holding ``<file_sep>`` would otherwise reach the model as that
+    one token, whatever the generic defanging knows of."""
+    tokens = added_tokens(tokenizer)
+    messages = [m if m["role"] == "system" else {**m, "content": defang_tokens(m["content"], tokens)}
+                for m in prompt.messages]
     if getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     else:  # a bare tokenizer (tiny test models): a plain, unambiguous layout

@@ -17,6 +17,7 @@ user turn holds is ``rlog.contract.representation``'s job.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -65,7 +66,13 @@ action: the recommended fix
 </answer>"""
 
 _TAGLIKE = re.compile(r"<\s*/?\s*(?:answer|think|logs|system|user|assistant)\b[^>]*>", re.IGNORECASE)
-_CONTROL_TOKENS = re.compile(r"<\|[^|>]{0,40}\|>|\[/?INST\]|<</?SYS>>")
+# Control tokens of the common chat templates and tokenizers: ChatML's <|im_start|>, Llama's [INST]
+# and <<SYS>>, sentencepiece's <s>/</s>/<unk>, Gemma's <start_of_turn>, and the snake_case or
+# run-together added tokens of code-trained vocabularies (SmolLM2's <repo_name>, <file_sep>,
+# <filename>, <gh_stars>, <jupyter_code>). A log line's own <module> or <init> is not one of
+# these; a backend also defangs its own tokenizer's added tokens (``defang_tokens``).
+_CONTROL_TOKENS = re.compile(r"<\|[^|>]{0,40}\|>|\[/?INST\]|<</?SYS>>|</?s>|<(?:unk|pad|bos|eos|mask|sep|cls)>|"
+                             r"<[a-z]+(?:_[a-z]+)+>|<(?:reponame|filename|jupyter\w*|issue\w*)>", re.IGNORECASE)
 _CTRL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -81,6 +88,16 @@ def quote_log_line(text: str, max_chars: int) -> str:
         if out == text:
             return text
         text = out
+
+
+def defang_tokens(text: str, tokens: Iterable[str]) -> str:
+    """``text`` with each of ``tokens`` (a tokenizer's added tokens) taken apart, so none reads
+    as the one token it names: what the families in ``_CONTROL_TOKENS`` miss for a given model."""
+    for tok in tokens:
+        if tok and tok in text:
+            text = text.replace(tok, tok.translate(_LOOKALIKE) if any(c in tok for c in "<>[]")
+                                else tok[:1] + "\u2060" + tok[1:])  # no bracket: a word joiner splits it
+    return text
 
 
 def _defang(m: re.Match) -> str:
