@@ -9,6 +9,7 @@ file name (or ``--key``). ``KafkaSink`` does the same for a simulation as it run
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -23,11 +24,20 @@ from rlog.sim.engine import SimLine
 from rlog.sim.output import envelope
 from stream.kafka_io import make_producer
 
+log = logging.getLogger(__name__)
+
+
+# A line is sent as one record: cut below the producer's 1 MiB request limit, which the line, its
+# key and the record framing must fit together (a line of exactly 1 MiB failed the whole replay).
+MAX_LINE_BYTES = 1_000_000
+
 
 @dataclass
 class ReplayStats:
     lines: int = 0
     bytes: int = 0
+    truncated: int = 0  # lines longer than max_line_bytes: their head is sent (the worker caps lines anyway)
+    skipped: int = 0  # records the producer refused as too large (a giant key): counted, the rest goes on
     elapsed_s: float = 0.0
     first_ts: float | None = None
     last_ts: float | None = None
@@ -59,7 +69,8 @@ def line_time(raw: bytes, fmt: LogFormat | None) -> tuple[float | None, str | No
 
 
 def replay(path: str | Path, topic: str, producer, *, rate: float | None = None, speedup: float | None = None,
-           fmt: LogFormat | None = None, key: str | None = None, progress: bool = True, max_line_bytes: int = 1 << 20,
+           fmt: LogFormat | None = None, key: str | None = None, progress: bool = True,
+           max_line_bytes: int = MAX_LINE_BYTES,
            sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
            on_send: Callable[[int], None] | None = None) -> ReplayStats:
     """Produce every line of ``path`` to ``topic``.
@@ -67,8 +78,10 @@ def replay(path: str | Path, topic: str, producer, *, rate: float | None = None,
     ``speedup`` paces by event time (envelope ``ts`` or the ``fmt`` timestamp; 1 = real time);
     ``rate`` paces at a fixed number of lines per second; neither sends at full speed.
     ``on_send(n)`` is called as line ``n`` (1-based) is handed to the producer (the
-    benchmark times produce-to-alert latency from it).
+    benchmark times produce-to-alert latency from it). A line over ``max_line_bytes`` is
+    sent cut to its head and counted; no line stops the replay.
     """
+    from kafka.errors import MessageSizeTooLargeError
     from tqdm import tqdm
 
     path = Path(path)
@@ -84,6 +97,7 @@ def replay(path: str | Path, topic: str, producer, *, rate: float | None = None,
             if not raw:
                 break
             if not raw.endswith(b"\n") and len(raw) >= max_line_bytes:  # giant line: keep the head only
+                st.truncated += 1
                 while True:
                     rest = f.readline(max_line_bytes)
                     if not rest or rest.endswith(b"\n"):
@@ -100,7 +114,12 @@ def replay(path: str | Path, topic: str, producer, *, rate: float | None = None,
                 wait = t0 + st.lines / rate - clock()
                 if wait > 0:
                     sleep(wait)
-            producer.send(topic, key=src.encode() if (src and key is None) else default_key, value=value)
+            try:
+                producer.send(topic, key=src.encode() if (src and key is None) else default_key, value=value)
+            except MessageSizeTooLargeError as e:
+                st.skipped += 1
+                log.warning("line %d not sent: %s", st.lines + st.skipped, e)
+                continue
             st.lines += 1
             if on_send is not None:
                 on_send(st.lines)

@@ -49,9 +49,30 @@ def test_kafka_secrets_never_appear_in_output(tmp_path):
     shown = subprocess.run([sys.executable, "-m", "rlog.cli", "config"], env=env, capture_output=True, text=True,
                            timeout=60)
     assert shown.returncode == 0 and secret not in shown.stdout + shown.stderr
-    with EmbeddedBroker() as broker:  # a real broker without SASL: the handshake fails, logged verbosely
-        run = subprocess.run([sys.executable, "-m", "rlog.cli", "-v", "run", "--broker", broker.bootstrap,
+    with EmbeddedBroker() as broker:  # a real broker without SASL: the handshake fails, logged at debug level (-vv:
+        # the Kafka clients print their whole configuration there)
+        run = subprocess.run([sys.executable, "-m", "rlog.cli", "-vv", "run", "--broker", broker.bootstrap,
                               "--role", "parse"], env=env, capture_output=True, text=True, timeout=180)
     out = run.stdout + run.stderr
     assert run.returncode != 0 and "SaslHandshake failed" in out  # the verbose path was taken
     assert secret not in out
+
+
+def test_log_records_are_redacted_wherever_they_are_made(caplog):
+    import logging
+
+    from rlog import redact
+
+    env = {"RLOG_KAFKA_SASL_PLAIN_PASSWORD": "hunter2-secret", "RLOG_KAFKA_SASL_PLAIN_USERNAME": "svc",
+           "OTHER_PASSWORD": "not-ours"}
+    assert redact.secrets_from_env(env) == ["hunter2-secret"]
+    before = logging.getLogRecordFactory()
+    try:
+        redact.install(redact.secrets_from_env(env))
+        with caplog.at_level(logging.DEBUG):
+            logging.getLogger("kafka.conn").debug("config %s", {"sasl_plain_password": "hunter2-secret"})
+            logging.getLogger("x").info("plain %d", 3)
+        assert "hunter2-secret" not in caplog.text and "'sasl_plain_password': '***'" in caplog.text
+        assert "plain 3" in caplog.text
+    finally:
+        logging.setLogRecordFactory(before)

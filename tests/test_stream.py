@@ -776,6 +776,22 @@ def test_replay_paces_by_log_time_or_rate_and_keys_by_source(broker, sim_dir, tm
     assert [r.key for r in recs] == [b"hdfs.log"] * 3 and recs[2].value == b"\xff\xfe raw bytes"  # bytes unchanged
 
 
+def test_replay_sends_a_line_over_the_request_limit_cut_and_goes_on(broker, tmp_path):
+    # seen: a line over 1 MiB stopped `rlog replay` (MessageSizeTooLargeError) and the rest of the file was never sent
+    from stream.replay import MAX_LINE_BYTES, replay
+
+    log = tmp_path / "giant.log"
+    log.write_bytes(b"first line\n" + b"x" * 3_000_000 + b"\n" + b"y" * (1 << 20) + b"\nlast line\n")
+    p = make_producer(broker.bootstrap)
+    try:
+        st = replay(log, "replay.giant", p, progress=False)
+    finally:
+        p.close()
+    assert st.lines == 4 and st.truncated == 2 and st.skipped == 0
+    recs = read_topic(broker.bootstrap, "replay.giant", timeout_s=20, max_records=4)
+    assert [len(r.value) for r in recs] == [10, MAX_LINE_BYTES, MAX_LINE_BYTES, 9]
+
+
 def test_demo_progress_line_says_where_the_worker_is():
     from stream.demo import progress_line
 

@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from rlog import redact
 from rlog.cli import alerts, analyze, bench, info, simulate, streaming, train
 from rlog.errors import RlogError
 
@@ -34,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = parser.parse_args(argv)
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(a.verbose, 2)],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.install(redact.secrets_from_env())
     if a.command is None:
         parser.print_help()
         return 2

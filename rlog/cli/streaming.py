@@ -80,7 +80,7 @@ def cmd_replay(a: argparse.Namespace) -> int:
 
     from rlog.pipeline.formats import get_format
     from stream.kafka_io import BROKER_ENV, ensure_topics, make_producer
-    from stream.replay import replay
+    from stream.replay import MAX_LINE_BYTES, replay
 
     path = Path(a.file)
     if path.is_dir():
@@ -105,8 +105,10 @@ def cmd_replay(a: argparse.Namespace) -> int:
     finally:
         producer.close()
     span = f", {st.last_ts - st.first_ts:,.0f} s of log time" if st.first_ts is not None and st.last_ts else ""
+    cut = f"; {st.truncated:,} over {MAX_LINE_BYTES:,} bytes sent cut to their head" if st.truncated else ""
+    cut += f"; {st.skipped:,} refused by the producer as too large, not sent" if st.skipped else ""
     print(f"rlog replay: {st.lines:,} lines ({st.bytes:,} bytes{span}) to {a.topic} in {st.elapsed_s:.1f}s "
-          f"({st.lines / st.elapsed_s if st.elapsed_s else 0:,.0f} lines/s)")
+          f"({st.lines / st.elapsed_s if st.elapsed_s else 0:,.0f} lines/s){cut}")
     return 0
 
 
