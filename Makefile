@@ -67,7 +67,7 @@ soak: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	@$(BIN)/python -m pytest -q; rc=$$?; \
+	@$(BIN)/python -m pytest -q --durations=25; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: install
