@@ -72,7 +72,6 @@ def run_worker(cfg: RlogConfig, roles: Sequence[str] = ROLES, broker: str | None
         if limit != cfg.stream.max_record_bytes:
             cfg = cfg.model_copy(update={"stream": cfg.stream.model_copy(update={"max_record_bytes": limit})})
         app = build_app(cfg, bootstrap, roles, fast=fast, full=full)
-        names = topic_names(cfg)
         print(f"rlog run: roles {', '.join(roles)}; reading {names['input']}, alerts to {names['alerts']}, "
               f"dead letters to {names['dead_letters']}; health and metrics on :{cfg.stream.web_port}", flush=True)
         worker = faust.Worker(app, loglevel=loglevel, quiet=True)
