@@ -463,6 +463,19 @@ def _closed_offline(bootstrap: str, topic: str, cfg: dict) -> dict[str, list]:
     return out
 
 
+def _assert_published_as_offline(recs: list, want: dict[str, list], *context: str) -> None:
+    """Every session of ``want`` (``_closed_offline``) was published, each time (republished ones
+    included) with exactly its lines, and no other session was."""
+    seen = defaultdict(list)
+    for r in recs:
+        d = orjson.loads(r.value)
+        seen[d["session_id"]].append([[ln[0], ln[2]] for ln in d["lines"]])
+    assert set(want) <= set(seen), (*context, sorted(set(want) - set(seen)))  # none lost
+    wrong = {k: len(v) for k, v in seen.items() if k in want and any(x != want[k] for x in v)}
+    assert not wrong, (*context, wrong)  # none with other lines, republished or not
+    assert set(seen) <= set(want), (*context, sorted(set(seen) - set(want)))  # and none invented
+
+
 def test_a_partition_moved_twice_and_its_owner_killed_loses_no_line(broker, sim_dir, tiny_model_dir, tmp_path):
     """Issue 18 item 1, as it was seen: worker B owns both partitions, A joins and takes one,
     works on it and checkpoints, then A is killed (-9) and B adopts the partition again. B must
@@ -501,15 +514,7 @@ def test_a_partition_moved_twice_and_its_owner_killed_loses_no_line(broker, sim_
         produce_sim(broker.bootstrap, "rebal.raw", sim_dir, start=400)
         want = _closed_offline(broker.bootstrap, "rebal.raw", cfg)
         recs = wait_for(broker.bootstrap, "rebal.sessions", len(want), timeout_s=150, distinct=True)
-        seen = defaultdict(list)
-        for r in recs:
-            d = orjson.loads(r.value)
-            seen[d["session_id"]].append([[ln[0], ln[2]] for ln in d["lines"]])
-        text = log_b.read_text(errors="replace")[-3000:]
-        assert set(want) <= set(seen), (sorted(set(want) - set(seen)), text)  # none lost
-        wrong = {k: len(v) for k, v in seen.items() if k in want and any(x != want[k] for x in v)}
-        assert not wrong, (wrong, text)  # none with other lines, republished or not
-        assert set(seen) <= set(want), sorted(set(seen) - set(want))  # and none invented
+        _assert_published_as_offline(recs, want, log_b.read_text(errors="replace")[-3000:])
         assert b.poll() is None  # the survivor is still running
     finally:
         if a is not None:
@@ -576,15 +581,7 @@ def test_random_kills_never_leave_a_commit_ahead_of_its_checkpoint(broker, sim_d
     proc = start_worker(broker.bootstrap, cfg_path, log, "--role", "parse")
     try:
         recs = wait_for(broker.bootstrap, "kloop.sessions", len(want), timeout_s=120, distinct=True)
-        seen = defaultdict(list)
-        for r in recs:
-            d = orjson.loads(r.value)
-            seen[d["session_id"]].append([[ln[0], ln[2]] for ln in d["lines"]])
-        text = log.read_text(errors="replace")[-3000:]
-        assert set(want) <= set(seen), (seed, sorted(set(want) - set(seen)), text)
-        wrong = [k for k, v in seen.items() if k in want and any(x != want[k] for x in v)]
-        assert not wrong, (seed, wrong, text)
-        assert set(seen) <= set(want), (seed, sorted(set(seen) - set(want)))
+        _assert_published_as_offline(recs, want, f"seed {seed}", log.read_text(errors="replace")[-3000:])
     finally:
         stop(proc)
 
