@@ -56,7 +56,7 @@ def run_soak(lines: int, templates: int, big_every: int, big_mb: float, report_e
     conf = {"parse": {"format": "raw", "envelope": "none", "max_clusters": max_clusters},
             "session": {"mode": "fixed", "by": "count", "size": 20, "timeout_s": 5},
             "stream": {"app_id": name, "prefix": name, "input_topic": f"{name}.raw", "web_port": port,
-                       "partitions": 2}}
+                       "partitions": 2, "session_timeout_s": wp.GROUP_SESSION_S}}
     cfg_path = wp.write_config(conf, out / "worker-config.yaml")
     log_path = out / "worker.log"
     rows: list[dict] = []

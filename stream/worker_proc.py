@@ -21,6 +21,9 @@ import yaml
 from rlog.config import RlogConfig
 
 IDLE_CLOSE_S = 5.0  # trailing partial sessions close this long after the replay goes quiet
+# The embedded broker (tansu) holds every consumer-group join for half the session timeout:
+# at the default 60 s a lone demo or benchmark worker waits 30 s before reading a line.
+GROUP_SESSION_S = 10.0
 
 
 def worker_config(sections: dict[str, Any], cfg: RlogConfig, *, port: int, name: str) -> dict[str, Any]:
@@ -30,7 +33,8 @@ def worker_config(sections: dict[str, Any], cfg: RlogConfig, *, port: int, name:
     session["timeout_s"] = min(float(session.get("timeout_s", IDLE_CLOSE_S)), IDLE_CLOSE_S)
     conf["cascade"] = cfg.cascade.model_dump(mode="json")
     conf["stream"] = {**cfg.stream.model_dump(mode="json"), "broker": None, "web_port": port, "app_id": name,
-                      "prefix": name, "input_topic": f"{name}.raw"}
+                      "prefix": name, "input_topic": f"{name}.raw",
+                      "session_timeout_s": min(cfg.stream.session_timeout_s, GROUP_SESSION_S)}
     return conf
 
 
