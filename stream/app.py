@@ -43,7 +43,7 @@ from stream.checkpoint import (
     snapshot_memory,
     snapshot_state,
 )
-from stream.kafka_io import PartitionRange
+from stream.kafka_io import BrokerUnavailable, PartitionRange, check_reachable
 from stream.metrics import WorkerMetrics
 from stream.poison import call_isolating
 
@@ -585,13 +585,30 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         except Exception as e:  # lag is best effort; never let it stop the worker
             log.debug("lag measurement failed: %r", e)
 
+    @app.timer(interval=5.0)
+    async def probe_broker() -> None:
+        """Say on /health when no broker answers: Faust's clients only log and retry, and the
+        worker holds its input meanwhile (nothing is acknowledged that was not delivered)."""
+        try:
+            await asyncio.to_thread(check_reachable, bootstrap, 3.0)
+        except BrokerUnavailable as e:
+            metrics.broker_up.set(0)
+            if health.get("broker_unreachable_since") is None:
+                health["broker_unreachable_since"] = time.time()
+                log.error("no Kafka broker answers at %s (%s); input is held and nothing is dropped while the "
+                          "clients retry", bootstrap, e)
+            return
+        metrics.broker_up.set(1)
+        if health.pop("broker_unreachable_since", None) is not None:
+            log.info("the Kafka broker at %s answers again", bootstrap)
+
     @app.page("/metrics")
     async def metrics_page(web, request):
         return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/health")
     async def health_page(web, request):
-        status = "degraded" if health["model_failing"] else "ok"
+        status = "degraded" if health["model_failing"] or health.get("broker_unreachable_since") else "ok"
         body = {"status": status, **health, "uptime_s": round(time.time() - health["started"], 1),
                 "topics": names}
         return web.json(body, status=200 if status == "ok" else 503)

@@ -45,8 +45,11 @@ def broker_binary() -> str:
 class EmbeddedBroker:
     """``with EmbeddedBroker() as b: b.bootstrap`` → a running broker on loopback."""
 
-    def __init__(self, port: int | None = None, *, host: str = "127.0.0.1", start_timeout_s: float = 30.0) -> None:
+    def __init__(self, port: int | None = None, *, host: str = "127.0.0.1", start_timeout_s: float = 30.0,
+                 advertised_port: int | None = None) -> None:
         self.host, self.port = host, port or free_port()
+        # what clients are told to connect to: another port when something (a test's proxy) sits in between
+        self.advertised_port = advertised_port or self.port
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen | None = None
         self._log: Path | None = None
@@ -61,7 +64,8 @@ class EmbeddedBroker:
         self._log = Path(name)
         with os.fdopen(fd, "wb") as logf:
             self.proc = subprocess.Popen(
-                [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                [broker_binary(), "broker", "--listener-url", url,
+                 "--advertised-listener-url", f"tcp://{self.host}:{self.advertised_port}",
                  "--storage-engine", "memory://tansu/"],
                 stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + self.start_timeout_s

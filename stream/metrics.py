@@ -62,6 +62,8 @@ class WorkerMetrics:
         self.input_gap = Counter("rlog_input_gap", "input offsets neither covered by a checkpoint nor still on the "
                                  "broker when they were read again (retention deleted them): lines lost",
                                  registry=r)
+        self.broker_up = Gauge("rlog_broker_up", "1 while a Kafka broker answers the worker's probe (every 5 s), "
+                               "else 0 (/health says degraded)", registry=r)
         self.lag = Gauge("rlog_consumer_lag", "records behind the end of each input partition", ["topic", "partition"],
                          registry=r)
         # Fetch position runs ahead of work done: a stage that holds its batch (a model backing

@@ -679,6 +679,121 @@ def test_an_older_checkpoint_landing_last_is_read_past_not_trusted(broker, sim_d
         stop(proc)
 
 
+class PausableProxy:
+    """A TCP relay in front of the broker that can go away and come back: to the worker, exactly a
+    broker that stopped (connections cut, new ones refused) and restarted with its data (the
+    embedded broker keeps topics in memory only, so killing it would be a new, empty cluster)."""
+
+    def __init__(self, port: int, target_port: int) -> None:
+        import asyncio
+        import threading
+
+        self.port, self.target = port, target_port
+        self.loop = asyncio.new_event_loop()
+        self.server = None
+        self.conns: set = set()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    def _call(self, coro):
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    async def _pipe(self, reader, writer) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader, writer) -> None:
+        import asyncio
+
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+        self.conns.update((writer, up_w))
+        await asyncio.gather(self._pipe(reader, up_w), self._pipe(up_r, writer))
+        self.conns.difference_update((writer, up_w))
+
+    async def _start(self) -> None:
+        import asyncio
+
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
+
+    async def _stop(self) -> None:
+        self.server.close()
+        for w in list(self.conns):
+            w.transport.abort()
+        self.conns.clear()
+        await self.server.wait_closed()
+
+    def resume(self) -> None:
+        self._call(self._start())
+
+    def pause(self) -> None:
+        self._call(self._stop())
+
+
+def _health(port: int) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+            return r.status, orjson.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, orjson.loads(e.read())
+
+
+def test_a_broker_outage_mid_stream_is_reported_held_and_survived(sim_dir, tiny_model_dir, tmp_path):
+    """Issue 17 chaos: the broker goes away mid-stream (every connection cut, new ones refused)
+    and comes back 25 s later. The worker stays up, /health says degraded naming the broker while
+    it is away, and after it returns every session is published with exactly its lines."""
+    proxy_port = free_port()
+    with EmbeddedBroker(advertised_port=proxy_port) as b:
+        proxy = PausableProxy(proxy_port, b.port)
+        proxy.resume()
+        bootstrap = f"127.0.0.1:{proxy_port}"
+        cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "outage")
+        cfg["session"]["timeout_s"] = 86_400  # sessions close on their line count only
+        cfg_path.write_text(yaml.safe_dump(cfg))
+        port = cfg["stream"]["web_port"]
+        ensure_topics(bootstrap, {"outage.raw": 2})
+        log = tmp_path / "worker.log"
+        proc = start_worker(bootstrap, cfg_path, log, "--role", "parse")
+        try:
+            produce_sim(bootstrap, "outage.raw", sim_dir, stop_at=200)
+            assert len(wait_for(bootstrap, "outage.sessions", 4, timeout_s=90)) >= 4
+            assert _health(port)[0] == 200
+            proxy.pause()
+            deadline = time.monotonic() + 30
+            code, body = _health(port)
+            while code == 200 and time.monotonic() < deadline:
+                time.sleep(1)
+                code, body = _health(port)
+            assert code == 503 and body["status"] == "degraded" and body["broker_unreachable_since"], body
+            assert _metrics(port)["rlog_broker_up"] == 0
+            time.sleep(20)
+            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+            proxy.resume()
+            produce_sim(bootstrap, "outage.raw", sim_dir, start=200)
+            want = _closed_offline(bootstrap, "outage.raw", cfg)
+            recs = wait_for(bootstrap, "outage.sessions", len(want), timeout_s=150, distinct=True)
+            _assert_published_as_offline(recs, want, log.read_text(errors="replace")[-3000:])
+            deadline = time.monotonic() + 30  # the probe runs every 5 s
+            while _health(port)[0] != 200 and time.monotonic() < deadline:
+                time.sleep(1)
+            text = log.read_text(errors="replace")
+            assert _health(port)[0] == 200 and proc.poll() is None, text[-3000:]
+            assert "no Kafka broker answers" in text and "answers again" in text
+        finally:
+            stop(proc)
+            proxy.pause()
+
+
 def test_restart_closes_the_open_tail_of_a_partition_with_no_new_input(broker, sim_dir, tiny_model_dir, tmp_path):
     """Each source's last partial session waits for the idle timeout. A worker killed after its
     input was checkpointed and committed, but before that timeout, leaves those tails open in
