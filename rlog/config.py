@@ -295,6 +295,10 @@ class StreamConfig(_Section):
                           "loopback by default (nothing outside the host reaches it); 0.0.0.0 in a container whose "
                           "probes and Prometheus scrape the pod address")
     model_threads: int = Field(1, ge=1, description="threads running model calls off the event loop")
+    send_timeout_s: float = Field(60.0, ge=1, le=1200,
+                                  description="longest a record may wait to be delivered before its send counts as "
+                                              "failed: the worker then says degraded on /health, waits and sends it "
+                                              "again, holding the input it came from (nothing is dropped)")
     session_timeout_s: float = Field(60.0, ge=6, le=300,
                                      description="consumer-group session timeout: how long a dead worker keeps its "
                                                  "partitions before the group moves them (failover time)")

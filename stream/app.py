@@ -99,6 +99,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         broker_commit_interval=1.0, stream_buffer_maxsize=sc.buffer_maxsize, producer_acks=-1,
         broker_session_timeout=sc.session_timeout_s, broker_heartbeat_interval=min(3.0, sc.session_timeout_s / 3),
         producer_max_request_size=sc.max_record_bytes + 65_536,  # a bounded record plus its key and framing
+        producer_request_timeout=sc.send_timeout_s,
         key_serializer="raw", value_serializer="raw", **_credentials(),
     )
     metrics = WorkerMetrics()
@@ -165,8 +166,38 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         return await asyncio.get_running_loop().run_in_executor(pool, lambda: fn(*args, **kwargs))
 
     async def send(topic: str, key: bytes | None, value: bytes) -> None:
-        fut = await topics[topic].send(key=key, value=value)
-        await fut  # delivered (acks=all) before the input that produced it is acknowledged
+        """Deliver one record (acks=all) before the input that produced it is acknowledged.
+
+        A send that fails (broker away past ``send_timeout_s``, topic deleted or not writable)
+        is retried with backoff while /health says which topic cannot be written: the stage
+        holds its input instead of crashing, and recovers by itself when the topic takes records
+        again. A retried record may be delivered twice (at-least-once; ids are stable).
+        """
+        delay = 1.0
+        while True:
+            try:
+                fut = await topics[topic].send(key=key, value=value)
+                await fut
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - every failure to publish holds; none may crash the stage
+                if _too_large(e):  # records are bounded below the limit: a bug, not an outage; the caller decides
+                    raise
+                metrics.publish_errors.labels(topic).inc()
+                failing = health.setdefault("publish_failing", {})
+                if names[topic] not in failing:
+                    failing[names[topic]] = time.time()
+                log.error("publishing to %s failed (%s: %s); retrying in %.0fs — the input behind it is held, "
+                          "nothing is dropped", names[topic], type(e).__name__, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(10.0, delay * 2)  # short: after an outage, sending resumes within seconds
+                continue
+            failing = health.get("publish_failing")
+            if failing and failing.pop(names[topic], None) is not None:
+                log.info("publishing to %s works again", names[topic])
+                if not failing:
+                    health.pop("publish_failing", None)
+            return
 
     async def dead_letter_event(stage: str, ev, reason: str) -> None:
         """An internal-topic record no stage can read (written by another version, or corrupted)."""
@@ -229,6 +260,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         # Restored partitions whose first delivered event is not yet compared with the offset
         # their checkpoint covers (see ``close_gap``).
         unchecked: set[int] = set()
+        cold: set[int] = set()  # partitions started without a checkpoint, first event not yet seen
 
         async def adopt(partitions: Iterable[int]) -> None:
             """Give each newly owned partition its latest checkpoint, read from the broker now.
@@ -258,6 +290,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                     else:
                         log.info("partition %d: no parser checkpoint on %s; starting cold from the committed "
                                  "offset (templates and open sessions start afresh)", partition, names["state"])
+                        cold.add(partition)
                     states[partition] = st
 
         def release(partitions: Iterable[int]) -> None:
@@ -266,6 +299,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
             overwrite the new owner's state). Their unacknowledged input is redelivered there."""
             gone = set(partitions)
             unchecked.difference_update(gone)
+            cold.difference_update(gone)
             for partition in gone:
                 if states.pop(partition, None) is not None:
                     log.info("partition %d: revoked, parser state released", partition)
@@ -415,6 +449,14 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 st = states.get(msg.partition)
                 if st is None:  # revoked while this batch was emitting: its new owner gets it again
                     continue
+                if msg.partition in cold:
+                    cold.discard(msg.partition)
+                    if msg.offset > 0:
+                        metrics.cold_starts.inc()
+                        log.warning("partition %d: starting cold at offset %d: no checkpoint covers the input before "
+                                    "it (the parse-state topic was emptied, or this group is new to a topic whose "
+                                    "older records are gone); sessions that were open there are not completed, and "
+                                    "input already acknowledged is not read again", msg.partition, msg.offset)
                 if msg.partition in unchecked:
                     unchecked.discard(msg.partition)
                     if msg.offset > st.offset + 1:
@@ -608,13 +650,25 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
 
     @app.page("/health")
     async def health_page(web, request):
-        status = "degraded" if health["model_failing"] or health.get("broker_unreachable_since") else "ok"
+        status = "degraded" if health["model_failing"] or health.get("broker_unreachable_since") or \
+            health.get("publish_failing") else "ok"
         body = {"status": status, **health, "uptime_s": round(time.time() - health["started"], 1),
                 "topics": names}
         return web.json(body, status=200 if status == "ok" else 503)
 
     app.rlog_topics = names  # type: ignore[attr-defined]
     return app
+
+
+def _too_large(e: BaseException) -> bool:
+    """A record the broker or the producer refuses for its size (it would fail the same way again)."""
+    for _ in range(8):  # the error and what it wraps
+        if e is None:
+            return False
+        if "TooLarge" in type(e).__name__:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _credentials() -> dict[str, Any]:

@@ -62,6 +62,10 @@ class WorkerMetrics:
         self.input_gap = Counter("rlog_input_gap", "input offsets neither covered by a checkpoint nor still on the "
                                  "broker when they were read again (retention deleted them): lines lost",
                                  registry=r)
+        self.cold_starts = Counter("rlog_state_cold_starts", "input partitions taken up past offset 0 without a "
+                                   "checkpoint (parser state lost or never saved for them)", registry=r)
+        self.publish_errors = Counter("rlog_publish_errors", "sends that failed and were retried (the record is "
+                                      "held, not dropped), by rlog topic", ["topic"], registry=r)
         self.broker_up = Gauge("rlog_broker_up", "1 while a Kafka broker answers the worker's probe (every 5 s), "
                                "else 0 (/health says degraded)", registry=r)
         self.lag = Gauge("rlog_consumer_lag", "records behind the end of each input partition", ["topic", "partition"],
