@@ -476,16 +476,27 @@ def test_restart_after_kill_loses_no_session_and_keeps_template_ids(broker, sim_
         stop(second)
 
 
-def _closed_offline(bootstrap: str, topic: str, cfg: dict) -> dict[str, list]:
+def _count_only_config(tmp_path: Path, model_dir: Path, name: str) -> tuple[Path, dict, object]:
+    """``worker_config`` with sessions closed by their line count only (no clock in a comparison
+    with the offline pipeline), and the ``RlogConfig`` its checkpoints are read back with."""
+    cfg_path, cfg = worker_config(tmp_path, model_dir, name)
+    cfg["session"]["timeout_s"] = 86_400
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    return cfg_path, cfg, load_config(env={}, base={k: cfg[k] for k in ("parse", "session", "stream")})
+
+
+def _closed_offline(bootstrap: str, topic: str, cfg: dict, since: dict[int, int] | None = None) -> dict[str, list]:
     """Per session id, the (offset, raw) lines the worker must publish for the records now in
     ``topic``: the same pipeline run over each partition in offset order, as one worker owning
-    it from the start would (sessions closed by the input itself; open tails left out)."""
+    it from the start would (sessions closed by the input itself; open tails left out).
+    ``since``: a fresh pipeline from each partition's offset there (a worker starting cold)."""
     from rlog.pipeline.lines import decode_line
     from stream.kafka_io import read_topic_to_end
 
     by_part = defaultdict(list)
     for r in read_topic_to_end(bootstrap, topic):
-        by_part[r.partition].append(r)
+        if since is None or r.offset >= since[r.partition]:
+            by_part[r.partition].append(r)
     out = {}
     for recs in by_part.values():
         pipe = Pipeline(load_config(env={}, base={"parse": cfg["parse"], "session": cfg["session"]}))
@@ -574,15 +585,11 @@ def test_random_kills_never_leave_a_commit_ahead_of_its_checkpoint(broker, sim_d
     has exactly the lines one uninterrupted worker gives it."""
     import random
 
-    from rlog.config import load_config as load
     from stream.checkpoint import restore_states
 
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
-    cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "kloop", session_timeout_s=10)
-    cfg["session"]["timeout_s"] = 86_400
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    rcfg = load(env={}, base={"parse": cfg["parse"], "session": cfg["session"], "stream": cfg["stream"]})
+    cfg_path, cfg, rcfg = _count_only_config(tmp_path, tiny_model_dir, "kloop")
     ensure_topics(broker.bootstrap, {"kloop.raw": 2})
     log = tmp_path / "worker.log"
     cuts = [0, 150, 300, 450, None]
@@ -646,13 +653,9 @@ def test_an_older_checkpoint_landing_last_is_read_past_not_trusted(broker, sim_d
     The restarted worker finds the group's commit past what that checkpoint covers, reads those
     offsets again, and every session is published with exactly its lines (before: the open
     sessions went on across the 250 lines the old checkpoint does not hold)."""
-    from rlog.config import load_config as load
     from stream.checkpoint import restore_states
 
-    cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "stale", session_timeout_s=10)
-    cfg["session"]["timeout_s"] = 86_400  # sessions close on their line count only
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    rcfg = load(env={}, base={"parse": cfg["parse"], "session": cfg["session"], "stream": cfg["stream"]})
+    cfg_path, cfg, rcfg = _count_only_config(tmp_path, tiny_model_dir, "stale")
     ensure_topics(broker.bootstrap, {"stale.raw": 2})
     log = tmp_path / "worker.log"
     proc = start_worker(broker.bootstrap, cfg_path, log, "--role", "parse")
@@ -762,9 +765,7 @@ def test_a_broker_outage_mid_stream_is_reported_held_and_survived(sim_dir, tiny_
         proxy = PausableProxy(proxy_port, b.port)
         proxy.resume()
         bootstrap = f"127.0.0.1:{proxy_port}"
-        cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "outage")
-        cfg["session"]["timeout_s"] = 86_400  # sessions close on their line count only
-        cfg_path.write_text(yaml.safe_dump(cfg))
+        cfg_path, cfg, _ = _count_only_config(tmp_path, tiny_model_dir, "outage")
         port = cfg["stream"]["web_port"]
         ensure_topics(bootstrap, {"outage.raw": 2})
         log = tmp_path / "worker.log"
@@ -866,14 +867,9 @@ def test_an_emptied_parse_state_topic_starts_cold_says_so_and_skips_nothing_unac
     has no checkpoint: it says so (log and metric), starts each partition cold at the committed
     offset, and publishes exactly the sessions a worker starting fresh there would: nothing that
     was not acknowledged is skipped (what was open before the commit is lost with the state)."""
-    from rlog.config import load_config as load
-    from rlog.pipeline.lines import decode_line
     from stream.kafka_io import make_admin, read_topic_to_end
 
-    cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "cold")
-    cfg["session"]["timeout_s"] = 86_400  # sessions close on their line count only
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    rcfg = load(env={}, base={"parse": cfg["parse"], "session": cfg["session"], "stream": cfg["stream"]})
+    cfg_path, cfg, rcfg = _count_only_config(tmp_path, tiny_model_dir, "cold")
     ensure_topics(broker.bootstrap, {"cold.raw": 2})
     log = tmp_path / "worker.log"
     proc = start_worker(broker.bootstrap, cfg_path, log, "--role", "parse")
@@ -893,16 +889,7 @@ def test_an_emptied_parse_state_topic_starts_cold_says_so_and_skips_nothing_unac
     admin.delete_topics(["cold.parse-state"])
     admin.close()
     produce_sim(broker.bootstrap, "cold.raw", sim_dir, start=250)
-    want = {}
-    by_part = defaultdict(list)
-    for r in read_topic_to_end(broker.bootstrap, "cold.raw"):
-        if r.offset >= committed[r.partition]:
-            by_part[r.partition].append(r)
-    for recs in by_part.values():  # a fresh pipeline from each partition's committed offset
-        pipe = Pipeline(load_config(env={}, base={"parse": cfg["parse"], "session": cfg["session"]}))
-        for r in sorted(recs, key=lambda r: r.offset):
-            for sess in pipe.feed(r.key.decode(), decode_line(r.value, r.offset, 65536))[0]:
-                want[sess.session_id] = [[ln.seq, ln.raw] for ln in sess.lines]
+    want = _closed_offline(broker.bootstrap, "cold.raw", cfg, since=committed)
     start = log.stat().st_size
     proc = start_worker(broker.bootstrap, cfg_path, log, "--role", "parse")
     try:
