@@ -126,6 +126,16 @@ def render_markdown(r: dict[str, Any]) -> str:
                       _table(["task", "answers", "in format", "BLEU-4", "ROUGE-L", "ms p50"],
                              [[k, str(v["n"]), str(v["answered"]), _f(v["bleu4"]), _f(v["rougeL"]),
                                _n(v["ms"].get("p50"))] for k, v in tr.items()]), ""]
+        ri = e.get("real_incidents")
+        if ri and ri.get("n"):
+            lines += [f"R-Log on {ri['n']} real incidents held out of training (the published trajectories' Apache "
+                      "errors that the interpretation, root-cause and solution tasks share), written as the stream "
+                      "writes an escalation; ROUGE-L against the published answers' first sentence:", "",
+                      _table(["incidents", "written", "interpretation ROUGE-L", "root cause ROUGE-L",
+                              "action ROUGE-L", "ms p50 / p95"],
+                             [[str(ri["n"]), _f(ri["written_rate"]), _f(ri["interpretation_rouge_l"]),
+                               _f(ri["cause_rouge_l"]), _f(ri["action_rouge_l"]),
+                               f"{_n(ri['ms'].get('p50'))} / {_n(ri['ms'].get('p95'))}"]]), ""]
     if r["cost"]:
         warmed = any(c.get("warmed_on") for c in r["cost"].values())
         lines += ["## Model cost", ""]

@@ -260,6 +260,11 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
                 explanations["trajectories"] = trajectory_overlap(
                     full, data_dir, per_task=spec.explain.trajectories, max_new_tokens=spec.explain.trajectory_tokens,
                     progress=progress)
+            if spec.explain.real_incidents and have_data and data_dir is not None and hasattr(full, "transcript"):
+                from benchmarks.explain import real_incident_overlap
+
+                _say("explanations: R-Log on the held-out real incidents (joined trajectories), as escalations")
+                explanations["real_incidents"] = real_incident_overlap(full, cfg.cascade, data_dir, progress=progress)
         memory["bench_peak_rss_mb_with_models"] = own_peak_rss_mb()
     elif llm:
         skipped["models"] = "no dataset asks for the models"

@@ -89,6 +89,9 @@ class ExplainSpec(_Spec):
     trajectories: int = Field(0, ge=0, description="validation trajectories per text task (root cause, "
                                                    "interpretation, solution) R-Log answers; 0: none")
     trajectory_tokens: int = Field(192, ge=16, description="budget of each trajectory answer")
+    real_incidents: bool = Field(True, description="also explain the real Apache incidents the training recipe "
+                                                   "held out (trajectories joined across the three text tasks), "
+                                                   "written as the stream writes escalations")
 
 
 class BenchSpec(_Spec):

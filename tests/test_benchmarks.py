@@ -396,3 +396,33 @@ def test_cost_floor_runs_the_real_memories_with_the_labels_as_models():
     assert (apart["fast_calls"], apart["full_calls"], apart["incident_hits"]) == (2, 1, 1)
     cold = cost_floor(CascadeConfig(), fit, [False], test, labels, lines=1000, warm=False)
     assert cold["fast_calls"] == 4  # t1 is news too without the warm-up
+
+
+def test_real_incidents_are_the_joined_trajectories_training_held_out(tiny_backend, tmp_path):
+    import json
+
+    from benchmarks.explain import real_incident_overlap
+    from rlog.config import CascadeConfig
+    from train.data import explain_examples
+
+    rows = {"LogInterpretation_with_reason.json": [], "RootCauseAnalysis_with_reason.json": [],
+            "SolutionRecommendation_with_reason.json": []}
+    for i in range(24):
+        line = f"AH0{i:04d}: worker {i} failed to bind port {8000 + i}"
+        rows["LogInterpretation_with_reason.json"].append({"input": line, "label": f"Worker {i} could not start.",
+                                                           "instruction": "", "reasoning": ""})
+        rows["RootCauseAnalysis_with_reason.json"].append({"input": line, "label": f"The root cause is port {8000 + i} "
+                                                           "being taken.", "instruction": "", "reasoning": ""})
+        rows["SolutionRecommendation_with_reason.json"].append({"input": line, "label": f"Free port {8000 + i}.",
+                                                                "instruction": "", "reasoning": ""})
+    (tmp_path / "rlog").mkdir()
+    for name, r in rows.items():
+        (tmp_path / "rlog" / name).write_text(json.dumps(r))
+    cfg = CascadeConfig(explain={"field_tokens": 4})
+    every = explain_examples(tmp_path, cascade=cfg, val=0.15, test=0.15)
+    held = [e for e in every if e.split != "train"]
+    assert len(every) == 24 and 0 < len(held) < 24
+    res = real_incident_overlap(tiny_backend, cfg, tmp_path, progress=False)
+    assert res["n"] == len(held) and res["ms"]["p50"] > 0
+    assert {r["key"] for r in res["rows"]} == {e.key for e in held}  # only what training never saw
+    assert all(0.0 <= r["cause_rouge_l"] <= 1.0 for r in res["rows"])

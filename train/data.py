@@ -34,6 +34,7 @@ from rlog.contract.evidence import evidence_of
 from rlog.contract.prompts import ChatPrompt, Mode, task_prompt
 from rlog.contract.representation import TokenCounter, prompt_for, sequence_of, view_of, view_of_templates
 from rlog.loghub import DataError, bgl_lines, load_corrections, shared_data_dir
+from train.explain_data import joined_incidents, placeholder_analysis, served_answer
 from train.rewards import PREFILL, TASKS
 
 SPLITS = ("train", "val", "test")
@@ -200,6 +201,26 @@ def trajectory_examples(trajs: Iterable[Trajectory], mode: Mode, *, corrections:
                       reference, "rlog", split, key=key)
 
 
+def explain_examples(data_dir: Path, *, cascade: CascadeConfig | None = None, val: float = 0.1, test: float = 0.1,
+                     count: TokenCounter | None = None) -> list[Example]:
+    """Escalation answers on real logs: the trajectories' incidents answered in all three text tasks
+    (``train.explain_data.joined_incidents``), each a session prompt of its lines with the served-shape answer."""
+    cascade = cascade or CascadeConfig()
+    rows = {task: [{"input": t.input, "label": t.label} for t in load_trajectories(data_dir, task)]
+            for task in ("interpretation", "root_cause", "solution")}
+    out = []
+    for inc in joined_incidents(rows):
+        key = f"explain:{inc['input']}"
+        view = view_of_templates(inc["lines"])
+        completion = served_answer("abnormal", inc["category"], inc["interpretation"], inc["root_cause"],
+                                   inc["action"])
+        out.append(Example("anomaly", "full", prompt_for(view, "full", cascade, count), completion, "abnormal",
+                           "rlog-explain", stable_split(key, val, test), category=inc["category"], key=key,
+                           meta={"evidence": evidence_of(view), "interpretation": inc["interpretation"],
+                                 "root_cause": inc["root_cause"], "action": inc["action"]}))
+    return out
+
+
 # --------------------------------------------------------------------------- Loghub BGL
 
 def bgl_examples(data_dir: Path, mode: Mode, *, window: int = 20, corrections: dict[str, str] | None = None,
@@ -321,7 +342,7 @@ def balance(examples: Sequence[Example], max_normal_ratio: float, seed: int) -> 
 
 
 def cap_per_category(examples: Sequence[Example], cap: int | None, seed: int) -> list[Example]:
-    """At most ``cap`` examples per root-cause category (examples without one pass through).
+    """At most ``cap`` examples per root-cause category and source (examples without one pass through).
 
     Simulated incidents differ in how many windows they span (an authentication storm fills
     dozens, a memory leak a few): uncapped, R-Log would learn that most incidents are
@@ -330,10 +351,10 @@ def cap_per_category(examples: Sequence[Example], cap: int | None, seed: int) ->
     if cap is None:
         return list(examples)
     rng = random.Random(seed)
-    by_cat: dict[str, list[Example]] = defaultdict(list)
+    by_cat: dict[tuple[str, str], list[Example]] = defaultdict(list)
     out = []
     for ex in examples:
-        (by_cat[ex.category] if ex.category else out).append(ex)
+        (by_cat[(ex.category, ex.source)] if ex.category else out).append(ex)
     for cat in sorted(by_cat):
         group = by_cat[cat]
         out.extend(rng.sample(group, cap) if len(group) > cap else group)
@@ -441,8 +462,17 @@ def build_examples(recipe, variant: Mode, *, stats: Counter | None = None,
             examples.extend(sim_examples(variant, seed=seed, lines=spec.sim_lines, fault_gap_s=spec.sim_fault_gap_s,
                                          benign_gap_s=spec.sim_benign_gap_s, val=spec.val_fraction,
                                          test=spec.test_fraction, window=window, count=count))
+    if variant == "full" and spec.explain_trajectories and "rlog" in spec.sources:
+        examples.extend(explain_examples(data_dir, val=spec.val_fraction, test=spec.test_fraction, count=count))
     if variant == "fast":
         examples = [replace(e, completion=shorten_fast(e.completion, spec.fast_rationale_chars)) for e in examples]
+    elif spec.full_analysis == "placeholder":
+        examples = [replace(e, completion=placeholder_analysis(e.completion)) if e.task == "anomaly" else e
+                    for e in examples]
+        if spec.full_think_chars is not None:
+            examples = [e if e.task == "anomaly" else replace(e, completion=shorten_full(e.completion,
+                                                                                         spec.full_think_chars))
+                        for e in examples]
     elif spec.full_think_chars is not None:
         examples = [replace(e, completion=shorten_full(e.completion, spec.full_think_chars)) for e in examples]
     out: dict[str, list[Example]] = {}

@@ -23,6 +23,7 @@ from rlog.sim.engine import Incident, SimConfig, Simulator
 from rlog.sim.output import analysis_config
 from rlog.sim.scenarios import SCENARIOS
 from rlog.truth import SessionTruth
+from train.explain_data import as_action, as_root_cause, cap_words, lower_first, served_answer
 from train.rewards import DEFAULT_WEIGHTS, RewardWeights, Score, anomaly_score
 
 
@@ -60,7 +61,8 @@ def reference_answer(ep: Episode, mode: Mode) -> str:
     """An ideal output for the episode (what the prefill is followed by), for supervised warm-up.
 
     It quotes the templates that state the failure, so the rationale is grounded in what
-    the model is shown.
+    the model is shown; the full model's answer is the injected fault's, in the shape serving
+    writes it (``train.explain_data.served_answer``).
     """
     abnormal = [ln.template for ln in ep.session.lines if ln.truth is not None and ln.truth.label]
     cited: list[str] = []
@@ -77,17 +79,18 @@ def reference_answer(ep: Episode, mode: Mode) -> str:
             return f"abnormal</answer><think>{short}</think>"
         cause = inc.cause if inc else "unknown"
         action = inc.action if inc else "investigate the failing component"
-        return (f"{short} The immediate cause: {cause} Category: {ep.truth.category}.</think><answer>\n"
-                f"verdict: abnormal\ncategory: {ep.truth.category}\ninterpretation: {title[0].upper() + title[1:]}.\n"
-                f"root_cause: {cause}\naction: {action}\n</answer>")
+        where = f" on {inc.hosts[0]}" if inc and inc.hosts else ""
+        answer = served_answer("abnormal", ep.truth.category, cap_words(f"{title[0].upper() + title[1:]}{where}"),
+                               as_root_cause(cause), as_action(action) or cap_words(lower_first(action)))
+        return f"{short} The immediate cause: {cause} Category: {ep.truth.category}.</think>" + answer.partition(
+            "</think>")[2]
     if ep.truth.lookalike and inc is not None:
         why = f"The unusual lines show {inc.title}; they recover by themselves and no line states an unrecovered failure."
     else:
         why = "Routine operations: no line states an error that does not recover."
     if mode == "fast":
         return f"normal</answer><think>{why}</think>"
-    return (f"{why}</think><answer>\nverdict: normal\ncategory: none\ninterpretation: {why}\nroot_cause: none\n"
-            "action: none\n</answer>")
+    return f"{why}</think>" + served_answer("normal").partition("</think>")[2]
 
 
 class SimEnvironment:

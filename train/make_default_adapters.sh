@@ -4,6 +4,7 @@
 # A stage whose output already exists is skipped, so an interrupted run continues where it stopped.
 #
 #   VARIANTS="fast"  re-make and re-ship R-Log-fast only (R-Log's shipped folder is kept)
+#   EXPLAIN_BENCH=0  skip the explain benchmark whose figures go into R-Log's model card (minutes)
 #   FAST_STAGES="sft grpo"  also run GRPO on R-Log-fast (default: SFT only; it is served as a
 #                    one-pass scorer, and a few CPU GRPO steps did not move its verdicts)
 set -euo pipefail
@@ -48,3 +49,10 @@ fi
 stage_args=(--stage "fast=$(last "$FAST_STAGES")" --stage "full=$(last "$FULL_STAGES")")
 if [ "$VARIANTS" = "fast full" ] || [ "$VARIANTS" = "full fast" ]; then variant=both; else variant=$VARIANTS; fi
 rlog train ship --recipe "$RECIPE" --run "$RUN" --out "$SHIP" --variant "$variant" "${stage_args[@]}"
+# R-Log's explanations measured as served (held-out simulated incidents, real incidents, trajectories), then
+# written into the model card: the bench loads the adapters just shipped.
+if [[ " $VARIANTS " == *" full "* && "${EXPLAIN_BENCH:-1}" = 1 ]]; then
+  t rlog bench --preset explain --out "$RUN/explain" --quiet
+  rlog train ship --recipe "$RECIPE" --run "$RUN" --out "$SHIP" --variant "$variant" "${stage_args[@]}" \
+    --explain-results "$RUN/explain/results.json"
+fi

@@ -71,6 +71,13 @@ class DataSpec(_Spec):
                                                       "incident example, that stop at `category:` and complete with "
                                                       "the category alone (the choice serving scores), so that one "
                                                       "token is learned instead of diluted among a hundred")
+    full_analysis: Literal["reference", "placeholder"] = Field(
+        "reference", description="R-Log's detection references: reference: the analysis of each source; placeholder: "
+                                 "the one line serving forces when explain.think_tokens is 0, so the answer's fields "
+                                 "are learned after exactly the text they follow when served")
+    explain_trajectories: bool = Field(
+        False, description="R-Log: escalation answers on real logs, from the published trajectories whose input the "
+                           "interpretation, root-cause and solution tasks share (joined into one served-shape answer)")
     full_think_chars: int | None = Field(
         None, ge=40, description="R-Log's reference analysis is cut to its conclusion, at most this many characters "
                                  "(its answer is kept whole): serving writes a short analysis before the answer's "

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rlog.cascade.category import CATEGORY_FILE, load_category_model
 from rlog.models import Fusion, ModelNotFound
+from train.explain_data import FIELD_WORDS
 from train.export import export_model
 from train.recipe import RECIPES_DIR, Recipe
 
@@ -86,8 +87,11 @@ def metrics_table(results: dict) -> str:
 
 
 def ship(recipe: Recipe, run: str | Path, out: str | Path, *, stages: dict[str, str] | None = None,
-         variants: tuple[str, ...] = ("fast", "full")) -> Path:
+         variants: tuple[str, ...] = ("fast", "full"), explain_results: str | Path | None = None) -> Path:
     """Export ``variants`` from their ``stages`` (default grpo) and rewrite the card.
+
+    ``explain_results``: an ``rlog bench`` results.json with explanations (the ``explain``
+    preset) measured on the R-Log being shipped; its figures go into R-Log's section.
 
     A variant left out keeps its shipped folder, and its record comes from the shipped
     ``metrics.json``: R-Log-fast can be retrained and re-shipped without retraining R-Log.
@@ -122,6 +126,8 @@ def ship(recipe: Recipe, run: str | Path, out: str | Path, *, stages: dict[str, 
                                                                  or previous.get("shipped_at")}
         results[variant]["shipped_stage"] = stages[variant] if variant in variants else \
             previous.get("results", {}).get(variant, {}).get("shipped_stage", "grpo")
+    if explain_results is not None and "full" in variants:
+        results["full"]["explain_bench"] = explain_summary(_load(Path(explain_results)) or {}, str(explain_results))
     for variant in variants:  # kept with the record, so a later re-ship of the other variant keeps this text
         results[variant]["card_section"] = (_fast_section if variant == "fast" else _full_section)(recipe,
                                                                                                  results[variant])
@@ -259,6 +265,15 @@ def _full_section(recipe: Recipe, v: dict) -> str:
               "to complete: the token serving scores)" if d.category_drills else "")
     think = (f"; the reference analysis cut to its conclusion (≤ {d.full_think_chars} characters), as served "
              "(a short analysis, then the answer's fields)" if d.full_think_chars else "")
+    if d.full_analysis == "placeholder":
+        think = ("; every detection reference written as the transcript serving builds (`train/explain_data.py`): the "
+                 "forced analysis line, the verdict, the category, then interpretation, root cause and action after "
+                 f"their lead-ins, each cut to a clause of ≤ {FIELD_WORDS} words; the text tasks' analyses cut to "
+                 f"their conclusion (≤ {d.full_think_chars} characters)")
+    if d.explain_trajectories:
+        think += ("; real escalations: the published trajectories' Apache incidents that the interpretation, "
+                  "root-cause and solution tasks share, their three answers joined into one served-shape answer "
+                  "(category from the failing lines' words)")
     lines = [f"- Data (`variants.full` of the recipe): {sims}{cap}), the published R-Log trajectories (all five tasks, "
              f"label-corrected with RationAnomaly's expert patch; caps {d.train_caps}), Loghub BGL 2k's training part; "
              f"normal:abnormal at most {d.max_normal_ratio}:1{think}{drills}.",
@@ -276,7 +291,51 @@ def _full_section(recipe: Recipe, v: dict) -> str:
     lines.append("- Served with its answer written under constraint (`rlog/cascade/explain.py`): the verdict and the "
                  "category are scored choices, interpretation, root cause and action short generations; the "
                  "evaluation below answers detection the same way.")
+    lines.extend(explain_lines(v.get("explain_bench")))
     return "\n".join(lines)
+
+
+def explain_summary(bench: dict, source: str) -> dict:
+    """What the card keeps of an explain benchmark (``rlog bench --preset explain``): the headline figures."""
+    e = bench.get("explanations") or {}
+    if not e.get("incidents"):
+        raise ModelNotFound(f"{source} holds no explanation results: run `rlog bench --preset explain` first")
+    keep = ("incidents", "source", "category_accuracy", "category_interval", "rlog_category_accuracy",
+            "rule_category_accuracy", "written_rate", "readable_rate", "cause_rouge_l", "action_rouge_l", "ms")
+    out = {k: e.get(k) for k in keep}
+    out["trajectories"] = {k: {m: v.get(m) for m in ("n", "rougeL", "bleu4")} for k, v in (e.get("trajectories") or {}).items()}
+    ri = e.get("real_incidents")
+    if ri:
+        out["real_incidents"] = {k: ri.get(k) for k in ("n", "written_rate", "interpretation_rouge_l", "cause_rouge_l",
+                                                         "action_rouge_l", "ms")}
+    out["environment"] = bench.get("environment", {}).get("cpu") or bench.get("environment", {}).get("machine")
+    return out
+
+
+def explain_lines(x: dict | None) -> list[str]:
+    """The card's lines on what the explain benchmark measured."""
+    if not x:
+        return []
+    iv = x.get("category_interval") or [None, None]
+    ms = x.get("ms") or {}
+    out = [f"- Explanations (`rlog bench --preset explain`, {x['incidents']} held-out simulated incidents, "
+           f"{x.get('source') or 'a seed no training run used'}): the alert's category {_f(x['category_accuracy'])} "
+           f"[{_f(iv[0])}–{_f(iv[1])}] (R-Log's own choice {_f(x.get('rlog_category_accuracy'))}, keyword rule "
+           f"{_f(x.get('rule_category_accuracy'))}); R-Log wrote all three texts on {_f(x.get('written_rate'))}, "
+           f"readable {_f(x.get('readable_rate'))}; ROUGE-L against the injected cause {_f(x.get('cause_rouge_l'))}, "
+           f"action {_f(x.get('action_rouge_l'))}; {_f(ms.get('p50'), 0)} ms p50 / {_f(ms.get('p95'), 0)} ms p95 per "
+           "escalation."]
+    ri = x.get("real_incidents")
+    if ri and ri.get("n"):
+        out.append(f"- Real incidents held out of training ({ri['n']} Apache errors from the joined trajectories, "
+                   f"written as escalations): written {_f(ri.get('written_rate'))}; ROUGE-L interpretation "
+                   f"{_f(ri.get('interpretation_rouge_l'))}, root cause {_f(ri.get('cause_rouge_l'))}, action "
+                   f"{_f(ri.get('action_rouge_l'))} against the published answers' first sentence.")
+    tr = x.get("trajectories") or {}
+    if tr:
+        out.append("- Trajectory tasks (validation split, free decoding up to `</answer>`), ROUGE-L: "
+                   + ", ".join(f"{k} {_f(v.get('rougeL'))} (n={v.get('n')})" for k, v in tr.items()) + ".")
+    return out
 
 
 def fusion_lines(cal: dict) -> list[str]:

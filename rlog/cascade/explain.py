@@ -42,6 +42,9 @@ FIELD_STOPS = ("\n", "</", "<answer>", "<think>")
 # (Interpretation has none: forced to "the logs show", the shipped R-Log wrote one sentence for
 # every incident.)
 LEAD_INS = {"root_cause": " the most likely root cause is", "action": " the recommended fix is to"}
+# The analysis forced in place of one when ``explain.think_tokens`` is 0; R-Log is trained on exactly
+# this line (train/data.py, ``data.full_analysis: placeholder``), so what it learns follows it as served.
+NO_ANALYSIS = "The session is analysed from its templates."
 # A value that is only the lead-in of one ("the recommended fix", "the most likely root cause is")
 # says nothing: empty, so the evidence fills it and the alert names the fallback.
 _STEM = re.compile(r"^\W*(the\s+)?(most\s+likely\s+)?(root\s+cause|cause|recommended\s+(fix|action)|fix|action|"
@@ -88,7 +91,7 @@ def structured_answer(t: Transcript, cfg: ExplainConfig, *, continue_as: str | N
     if cfg.think_tokens > 0:
         raw, finish = t.generate(cfg.think_tokens, ("</think>",), cfg.repetition_penalty, cfg.no_repeat_ngram)
         reasoning = tidy_text(raw, finish)
-    t.reset(base + (reasoning or "The session is analysed from its templates.") + "</think><answer>\nverdict:")
+    t.reset(base + (reasoning or NO_ANALYSIS) + "</think><answer>\nverdict:")
     p_verdict = t.choose([" " + v for v in VERDICTS], "\n")
     p_abnormal = p_verdict[VERDICTS.index("abnormal")]
     verdict = "abnormal" if p_abnormal >= 0.5 else "normal"

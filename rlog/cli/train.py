@@ -177,7 +177,8 @@ def cmd_ship(a: argparse.Namespace) -> int:
 
     recipe = _recipe(a)
     variants = ("fast", "full") if a.variant == "both" else (a.variant,)
-    out = ship(recipe, _run_dir(a, recipe), a.out, stages=_stages(a.stage), variants=variants)
+    out = ship(recipe, _run_dir(a, recipe), a.out, stages=_stages(a.stage), variants=variants,
+               explain_results=a.explain_results)
     print(f"shipped {', '.join(variants)} and MODEL_CARD.md → {out}")
     return 0
 
@@ -293,6 +294,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--stage", action="append", metavar="[VARIANT=]STAGE",
                    help="stage to ship: grpo (default), sft, or per variant, e.g. fast=sft")
     p.add_argument("--out", default="rlog/adapters", help="destination (default: rlog/adapters)")
+    p.add_argument("--explain-results", metavar="RESULTS_JSON",
+                   help="an `rlog bench --preset explain` results.json measured on this R-Log: its figures go into "
+                        "the model card")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field")
     p.set_defaults(func=cmd_ship)
 
