@@ -156,3 +156,34 @@ def test_the_model_card_carries_the_explain_benchmark():
     with pytest.raises(ModelNotFound, match="rlog bench --preset explain"):
         explain_summary({"explanations": {}}, "empty.json")
     assert explain_lines(None) == []
+
+
+def test_a_reference_names_only_what_the_session_shows():
+    from train.explain_data import grounded
+
+    values = {"host": "dn-3, dn-4", "device": "/dev/sdb", "volume": "/data/2", "source_ip": "203.0.113.7",
+              "version": "2.4.1", "service": "orders", "code": "137"}
+    cause = "The disk /dev/sdb behind volume /data/2 on dn-3, dn-4 fails; block 203.0.113.7."
+    assert grounded(cause, values, "kernel: I/O error, dev sdb") == \
+        "The disk behind volume on the hosts fails; block one address."
+    shown = "1. sshd: Failed password for root from 203.0.113.7 port <*>\n2. dn-4 volume /data/2 failed"
+    assert grounded(cause, values, shown) == "The disk behind volume /data/2 on dn-4 fails; block 203.0.113.7."
+    assert grounded("Version 2.4.1 of orders was deployed; roll back 2.4.1.", values, "orders failed") == \
+        "A new version of orders was deployed; roll back the new version."
+
+
+def test_simulated_references_do_not_name_a_host_the_prompt_hides():
+    import re
+
+    from train.data import sim_examples
+
+    abnormal = [e for e in sim_examples("full", seed=11, lines=3000) if e.label == "abnormal"]
+    assert abnormal
+    generic = 0
+    for e in abnormal:
+        shown = e.prompt.messages[-1]["content"].lower()
+        answer = e.completion.partition("<answer>")[2]
+        for name in re.findall(r"\b[a-z]+-\d+\b", answer):  # the simulator's host names: dn-3, gw-1, ...
+            assert name in shown, (name, answer)
+        generic += "the host" in answer
+    assert generic > 0  # some answers had a host to hide, and said "the host" instead

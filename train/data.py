@@ -305,7 +305,9 @@ def sim_examples(mode: Mode, *, seed: int = 11, lines: int = 6000, fault_gap_s: 
     out = []
     for ep, split in zip(episodes, chrono_split(len(episodes), val, test), strict=True):
         label = "abnormal" if ep.truth.label else "normal"
-        out.append(Example("anomaly", mode, ep.prompt(mode, cascade, count), reference_answer(ep, mode), label, "sim",
+        prompt = ep.prompt(mode, cascade, count)
+        shown = prompt.messages[-1]["content"]
+        out.append(Example("anomaly", mode, prompt, reference_answer(ep, mode, shown), label, "sim",
                            split, category=ep.truth.category if ep.truth.label else None,
                            key=f"sim{seed}:{ep.session.session_id}",
                            meta={"scenario": scenario_of(ep), "evidence": evidence_of(ep.view(cascade))}))

@@ -23,7 +23,7 @@ from rlog.sim.engine import Incident, SimConfig, Simulator
 from rlog.sim.output import analysis_config
 from rlog.sim.scenarios import SCENARIOS
 from rlog.truth import SessionTruth
-from train.explain_data import as_action, as_root_cause, cap_words, lower_first, served_answer
+from train.explain_data import as_action, as_root_cause, cap_words, grounded, lower_first, served_answer
 from train.rewards import DEFAULT_WEIGHTS, RewardWeights, Score, anomaly_score
 
 
@@ -57,12 +57,13 @@ def score_answer(completion: str, truth: SessionTruth, mode: Mode, *, prefill: s
                          category=truth.category if truth.label else None, prefill=prefill, weights=weights)
 
 
-def reference_answer(ep: Episode, mode: Mode) -> str:
+def reference_answer(ep: Episode, mode: Mode, shown: str | None = None) -> str:
     """An ideal output for the episode (what the prefill is followed by), for supervised warm-up.
 
     It quotes the templates that state the failure, so the rationale is grounded in what
     the model is shown; the full model's answer is the injected fault's, in the shape serving
-    writes it (``train.explain_data.served_answer``).
+    writes it (``train.explain_data.served_answer``). ``shown``: the session as the prompt
+    shows it; a host, device or address it does not show is named generically (``grounded``).
     """
     abnormal = [ln.template for ln in ep.session.lines if ln.truth is not None and ln.truth.label]
     cited: list[str] = []
@@ -80,6 +81,10 @@ def reference_answer(ep: Episode, mode: Mode) -> str:
         cause = inc.cause if inc else "unknown"
         action = inc.action if inc else "investigate the failing component"
         where = f" on {inc.hosts[0]}" if inc and inc.hosts else ""
+        if shown is not None and inc is not None:
+            cause, action = grounded(cause, inc.vars, shown), grounded(action, inc.vars, shown)
+            if inc.hosts and inc.hosts[0].lower() not in shown.lower():
+                where = ""
         answer = served_answer("abnormal", ep.truth.category, cap_words(f"{title[0].upper() + title[1:]}{where}"),
                                as_root_cause(cause), as_action(action) or cap_words(lower_first(action)))
         return f"{short} The immediate cause: {cause} Category: {ep.truth.category}.</think>" + answer.partition(

@@ -58,14 +58,26 @@ def first_sentence(text: str) -> str:
     return head.split(":\n", 1)[0].strip()
 
 
+_DANGLING = {"a", "an", "and", "as", "at", "by", "for", "from", "in", "its", "of", "on", "or", "that", "the", "to",
+             "with", "which", "while", "is", "are", "was", "were", "be"}
+
+
 def cap_words(text: str, words: int = FIELD_WORDS) -> str:
-    """At most ``words`` words, cut back to a clause when it runs over, ending with a full stop."""
+    """At most ``words`` words, ending with a full stop: cut back to a clause when one ends far enough
+    in, else to the last content word (never "… the process on.")."""
     toks = text.split()
     if len(toks) > words:
         text = " ".join(toks[:words])
+        if text.count("(") > text.count(")"):
+            text = text[: text.rfind("(")]
         cut = max(text.rfind(", "), text.rfind("; "))
-        if cut > len(text) // 2:
+        if cut > len(text) // 3:
             text = text[:cut]
+        else:
+            kept = text.split()
+            while len(kept) > 1 and kept[-1].lower().strip(",;:") in _DANGLING:
+                kept.pop()
+            text = " ".join(kept)
     text = text.rstrip(" ,;:-(")
     return text if text.endswith((".", "!", "?")) else text + "."
 
@@ -94,6 +106,36 @@ def as_action(sentence: str) -> str | None:
     if not _IMPERATIVE.match(rest):
         return None
     return cap_words(lower_first(rest))
+
+
+# What a reference says of a value the session does not show (a host, a device, an address the logs'
+# templates mask): training to name it would teach R-Log to invent names.
+UNSEEN = {"host": "the host", "device": "", "volume": "", "switch": "", "service": "the service", "property": "",
+          "dependency": "dependency", "certificate": "the service", "source_ip": "one address"}
+
+
+def grounded(text: str, values: dict[str, str], shown: str) -> str:
+    """``text`` with each of ``values`` that ``shown`` (the prompt's session) lacks said generically.
+
+    A list of hosts keeps the ones shown. A version always reads as "a new version" unless shown.
+    """
+    seen = shown.lower()
+    for name, value in sorted(values.items(), key=lambda kv: -len(kv[1])):
+        if not value or value.lower() in seen or value not in text:
+            continue
+        if name == "version":
+            text = re.sub(rf"\bVersion {re.escape(value)}", "A new version", text)
+            text = re.sub(rf"\bversion {re.escape(value)}", "a new version", text)
+            text = text.replace(value, "the new version")
+            continue
+        parts = [p for p in value.split(", ") if p.lower() in seen]
+        generic = UNSEEN.get(name)
+        if generic is None:
+            continue  # not a value the texts name
+        text = text.replace(value, ", ".join(parts) if parts else ("the hosts" if name == "host" and ", " in value
+                                                                   else generic))
+    text = re.sub(r"\b([Tt]he) the\b", r"\1", text)
+    return re.sub(r"\s+([,.;])", r"\1", re.sub(r"\s{2,}", " ", text)).strip()
 
 
 def served_answer(verdict: str, category: str | None = None, interpretation: str = "", root_cause: str = "",

@@ -121,6 +121,8 @@ class Incident:
     end_ts: float | None = None
     truth_abnormal: LineTruth = field(default=NORMAL, repr=False)
     truth_other: LineTruth = field(default=NORMAL, repr=False)
+    # the values its cause and action name (host, device, service, ...): what training checks the logs show
+    vars: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def done(self) -> bool:
@@ -196,6 +198,7 @@ class Simulator:
         inc = Incident(inc_id, name, kind, sc.category, sc.title, sc.cause.format(**script.vars),
                        sc.action.format(**script.vars), t_ms / 1000, list(script.hosts),
                        sorted({m.source for _, m in script.lines}), len(script.lines))
+        inc.vars = {k: str(v) for k, v in script.vars.items()}
         inc.truth_abnormal = LineTruth(True, inc_id, name, sc.category)
         inc.truth_other = LineTruth(False, inc_id, name, sc.category)
         for dt, msg in script.lines:
