@@ -205,7 +205,8 @@ class ExplainConfig(_Section):
     think_tokens: int = Field(0, ge=0, description="budget of the analysis before the answer (0: none; each token "
                                                    "costs about 50 ms on 2 CPU cores, and a 135M model's analysis "
                                                    "did not make its answers better)")
-    field_tokens: int = Field(16, ge=4, description="budget of each of interpretation, root cause and action")
+    field_tokens: int = Field(24, ge=4, description="budget of each of interpretation, root cause and action (the "
+                                                   "shipped R-Log is trained on clauses that end within it)")
     lead_ins: bool = Field(True, description="start each text field with its lead-in ('the most likely root cause "
                                              "is', ...) forced rather than generated: the model writes them anyway, "
                                              "and forced they cost one forward pass instead of one per token")
@@ -224,9 +225,12 @@ class CascadeConfig(_Section):
     fast: ModelSpec = Field(default_factory=lambda: ModelSpec(max_new_tokens=48, adapter="rlog-fast"))
     full: ModelSpec = Field(default_factory=lambda: ModelSpec(max_new_tokens=256, batch_size=4, adapter="rlog"))
     escalate: bool = Field(True, description="send flagged sessions to the full model")
-    verdict: Literal["full", "either"] = Field(
-        "either", description="full: R-Log decides escalated sessions and may clear a fast flag; either: abnormal "
-                              "when either model says so (R-Log raises unsure verdicts and explains, never clears)")
+    verdict: Literal["fast", "either", "full"] = Field(
+        "fast", description="fast: R-Log-fast's calibrated verdict stands and R-Log explains its flags (unsure "
+                            "sessions are not escalated; the shipped R-Log, trained mostly on incidents, calls "
+                            "nearly every escalation abnormal); either: abnormal when either model says so (R-Log "
+                            "raises unsure verdicts and explains, never clears); full: R-Log decides escalated "
+                            "sessions and may clear a fast flag")
     alert_on_unknown: bool = Field(False, description="fail open: also alert on sessions neither model could "
                                                        "judge (verdict 'unknown')")
     escalate_below: float = Field(0.6, ge=0, le=1,

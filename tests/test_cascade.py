@@ -47,6 +47,9 @@ def test_either_policy_lets_the_full_model_raise_but_not_clear():
     assert final_verdict(UNSURE_NORMAL, FullAnswer("normal"), "either") == "normal"
     assert final_verdict(BROKEN, FullAnswer("normal"), "either") == "normal"
     assert final_verdict(BROKEN, None, "either") == "unknown"
+    assert final_verdict(ABNORMAL, FullAnswer("normal"), "fast") == "abnormal"
+    assert final_verdict(UNSURE_NORMAL, FullAnswer("abnormal", "storage"), "fast") == "normal"  # R-Log cannot raise
+    assert final_verdict(BROKEN, FullAnswer("abnormal"), "fast") == "abnormal"  # what fast could not answer
 
 
 def test_sequence_key_collapses_repeats_only():

@@ -149,7 +149,8 @@ def test_a_flagged_session_like_an_open_incident_shares_its_explanation(flagging
 
 def test_an_unsure_session_still_asks_r_log(tiny_backend):
     fast, full = _Counting(tiny_backend), _Counting(tiny_backend)
-    cas = Cascade(fast, full, CascadeConfig(threshold=0.9999, band=0.9998, fusion=False))  # every score is unsure
+    cas = Cascade(fast, full, CascadeConfig(threshold=0.9999, band=0.9998, fusion=False,
+                                            verdict="either"))  # every score is unsure, and R-Log may raise it
     cas.incidents.open("db", frozenset(["Tdisk failed on <*>", "Tio error <*>", "Tremount <*>"]), 100.0,
                        decision_from_state(["abnormal", {"verdict": "abnormal", "confidence": 1.0},
                                            {"verdict": "abnormal", "category": "hardware"}, 0, 0, False]))

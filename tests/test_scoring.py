@@ -171,10 +171,15 @@ def test_scored_cascade_uses_probability_threshold_and_band(fp32_backend):
     assert d.verdict == "abnormal" and d.fast.p_abnormal == pytest.approx(p, abs=1e-4)
     assert above.alerts([(_session("a", ["kernel panic on node <*>"]), d, False)])[0].confidence == d.fast.p_abnormal
     below = Cascade(_Counting(fp32_backend), None, CascadeConfig(escalate=False, threshold=min(p + 0.05, 0.99),
-                                                                band=0.1))
+                                                                band=0.1, verdict="either"))
     (_, d2, _), = below.judge([_session("a", ["kernel panic on node <*>"])])
     assert d2.verdict == "normal" and below.needs_escalation(d2.fast)  # unsure: inside the band
     assert not below._confidently_normal(d2)
+    # by default R-Log decides nothing: an unsure session is not escalated, nor remembered as normal
+    default = Cascade(_Counting(fp32_backend), None, CascadeConfig(escalate=False, threshold=min(p + 0.05, 0.99),
+                                                                  band=0.1))
+    (_, d3, _), = default.judge([_session("a", ["kernel panic on node <*>"])])
+    assert d3.verdict == "normal" and not default.needs_escalation(d3.fast) and not default._confidently_normal(d3)
 
 
 def test_known_normal_sessions_are_answered_without_a_model_call(fp32_backend):

@@ -151,6 +151,21 @@ def test_pick_calibrate_and_reship_fast_only(trained_run, recipe_file, tmp_path,
     assert "fused with the session's evidence" in card
     assert (out / "rlog" / "rlog_category.json").is_file() and "### Category model" in card  # kept with R-Log
     assert card.index("### Category model") < card.index("## Results")
+    # R-Log re-shipped alone, with its explain benchmark: the kept R-Log-fast's card reads its own folder's
+    # calibration, and R-Log's section carries the benchmark's figures
+    run2 = tmp_path / "run2"
+    shutil.copytree(sft / "final", run2 / "full" / "sft" / "final")  # any LoRA adapter exercises the ship
+    bench = tmp_path / "explain.json"
+    bench.write_text(json.dumps({"explanations": {
+        "incidents": 50, "source": "simulated, seed 23", "category_accuracy": 0.8, "category_interval": [0.67, 0.89],
+        "written_rate": 1.0, "readable_rate": 1.0, "cause_rouge_l": 0.2, "action_rouge_l": 0.1,
+        "ms": {"p50": 2500.0, "p95": 3500.0}}}))
+    assert main(["train", "ship", "--recipe", str(recipe_file), "--run", str(run2), "--out", str(out),
+                 "--variant", "full", "--stage", "full=sft", "--explain-results", str(bench)]) == 0
+    card = (out / "MODEL_CARD.md").read_text()
+    assert f"threshold **{cal.threshold}**" in card and "kept when R-Log was re-shipped" in card
+    assert "50 held-out simulated incidents" in card and "0.800 [0.670–0.890]" in card
+    assert json.loads((out / "metrics.json").read_text())["results"]["full"]["explain_bench"]["incidents"] == 50
 
 
 def test_average_precision():

@@ -128,6 +128,15 @@ def ship(recipe: Recipe, run: str | Path, out: str | Path, *, stages: dict[str, 
             previous.get("results", {}).get(variant, {}).get("shipped_stage", "grpo")
     if explain_results is not None and "full" in variants:
         results["full"]["explain_bench"] = explain_summary(_load(Path(explain_results)) or {}, str(explain_results))
+    for variant in SHIPPED_NAMES:
+        if variant not in variants:
+            # a kept adapter may have been recalibrated since it was shipped (`rlog train calibrate --adapter`, one
+            # fit per precision): its card tells what its folder holds now
+            cal = _load(out / SHIPPED_NAMES[variant] / "rlog_calibration.json")
+            if cal:
+                results[variant].setdefault("calibration", {})[results[variant]["shipped_stage"]] = cal
+                if variant == "fast":
+                    results[variant]["card_section"] = _fast_section(recipe, results[variant])
     for variant in variants:  # kept with the record, so a later re-ship of the other variant keeps this text
         results[variant]["card_section"] = (_fast_section if variant == "fast" else _full_section)(recipe,
                                                                                                  results[variant])
@@ -375,9 +384,9 @@ def model_card(recipe: Recipe, results: dict, record: dict, exported: dict) -> s
     f_fast, f_full = f1("fast", fast_stage), f1("full", full_stage)
     verdict_note = ""
     if f_fast is not None and f_full is not None and f_full < f_fast:
-        verdict_note = (f"\nR-Log's own verdicts are weaker than R-Log-fast's here (F1 {f_full:.3f} vs {f_fast:.3f}): "
-                        "it leans to 'normal'. That is why the stream's default `cascade.verdict: either` lets R-Log "
-                        "raise an unsure verdict and explain every flag, but never clear one R-Log-fast raised.\n")
+        verdict_note = (f"\nR-Log's own verdicts are weaker than R-Log-fast's here (F1 {f_full:.3f} vs {f_fast:.3f}). "
+                        "That is why the stream's default `cascade.verdict: fast` keeps R-Log-fast's calibrated "
+                        "verdict and uses R-Log to explain its flags; `either` lets R-Log raise unsure verdicts.\n")
     speed = f"{lfull / lf:.0f}x" if lf and lfull else "-"
     env = ", ".join(f"{k} {v}" for k, v in record["environment"].items())
     kept = f" (shipped {full['kept_from']}, kept when R-Log-fast was re-shipped)" if full.get("kept_from") else ""

@@ -57,10 +57,13 @@ def final_verdict(fast: FastAnswer, full: FullAnswer | None, policy: str = "full
 
     ``full``: R-Log decides escalated sessions (it may clear a fast flag). ``either``: a
     session is abnormal when either model says so; R-Log can raise an unsure verdict and
-    explains every flag, but never clears one.
+    explains every flag, but never clears one. ``fast``: R-Log-fast's verdict stands; R-Log
+    only explains (and decides only a session R-Log-fast could not answer).
     """
-    if policy == "either" and fast.ok and fast.verdict == "abnormal":
+    if policy in ("either", "fast") and fast.ok and fast.verdict == "abnormal":
         return "abnormal"
+    if policy == "fast" and fast.ok and fast.verdict:
+        return fast.verdict
     if full is not None and full.ok and full.verdict:
         return full.verdict
     if fast.ok and fast.verdict:
@@ -218,6 +221,8 @@ class Cascade:
         return len(out) == 1
 
     def needs_escalation(self, fast: FastAnswer) -> bool:
+        if self.cfg.verdict == "fast":  # R-Log decides nothing: it explains flags (and answers what fast could not)
+            return not fast.ok or fast.verdict == "abnormal"
         return needs_escalation(fast, self.cfg.escalate_below, self.threshold, self.band)
 
     def _retrying(self, backend: Backend, call: Callable[[], list], n: int) -> list:
@@ -328,7 +333,7 @@ class Cascade:
     def _settled(self, fast: FastAnswer) -> str | None:
         """The verdict already final before R-Log answers: 'abnormal' when R-Log-fast flagged the session
         and the policy lets R-Log raise but not clear. R-Log then explains the flag it cannot undo."""
-        if self.cfg.verdict == "either" and fast.ok and fast.verdict == "abnormal":
+        if self.cfg.verdict in ("either", "fast") and fast.ok and fast.verdict == "abnormal":
             return "abnormal"
         return None
 
