@@ -40,6 +40,7 @@ from tqdm import tqdm
 from rlog.backends.base import GenerationParams
 from rlog.cascade.alerts import pick_evidence
 from rlog.cascade.cascade import Cascade
+from rlog.cascade.explain import TEXT_FIELDS, structured_answer, written_budget
 from rlog.cascade.fallback import category_of, complete
 from rlog.contract.answers import FastAnswer
 from rlog.contract.representation import view_of
@@ -94,7 +95,7 @@ def evaluate_explanations(cascade: Cascade, sessions: Sequence[Session], inciden
         full = d.full if d.full is not None and d.full.ok else None
         alert = cascade.alerts([(s, d, False)])[0] if d.verdict == "abnormal" else None
         shown = alert if alert is not None else complete(d.full, s, evidence)
-        written = full is not None and all(getattr(full, k).strip() for k in ("interpretation", "root_cause", "action"))
+        written = full is not None and _wrote_all(full)
         rows.append({
             "session_id": s.session_id, "incident": truth.incident, "scenario": truth.scenario,
             "category": truth.category, "alert_category": shown.category,
@@ -111,6 +112,11 @@ def evaluate_explanations(cascade: Cascade, sessions: Sequence[Session], inciden
             "root_cause": full.root_cause if full else "", "action": full.action if full else "",
             "ms": round(ms, 1)})
     return summarize(rows)
+
+
+def _wrote_all(answer) -> bool:
+    """R-Log wrote every text field itself (none left to the evidence)."""
+    return all(getattr(answer, k).strip() for k in TEXT_FIELDS)
 
 
 def _share(xs: Sequence[bool]) -> float | None:
@@ -188,7 +194,6 @@ def trajectory_overlap(backend, data_dir: Path, *, per_task: int, max_new_tokens
 def real_incident_overlap(backend, cascade_cfg, data_dir: Path, *, progress: bool = True) -> dict:
     """R-Log's structured answer on each held-out real incident (val and test splits of the recipe),
     the category named by the evidence rule as in training; ROUGE-L per text field."""
-    from rlog.cascade.explain import structured_answer, written_budget
     from train.data import explain_examples
     from train.recipe import load_recipe
 
@@ -201,8 +206,7 @@ def real_incident_overlap(backend, cascade_cfg, data_dir: Path, *, progress: boo
         with backend.transcript(e.prompt, written_budget(cascade_cfg.explain)) as t:
             ans = structured_answer(t, cascade_cfg.explain, continue_as="abnormal", category=(e.category, None))
         ms = (time.perf_counter() - t0) * 1000
-        rows.append({"key": e.key[:120], "written": all(getattr(ans, k).strip() for k in ("interpretation", "root_cause",
-                                                                                           "action")),
+        rows.append({"key": e.key[:120], "written": _wrote_all(ans),
                      "interpretation_rouge_l": _overlap(ans.interpretation, e.meta["interpretation"]),
                      "cause_rouge_l": _overlap(ans.root_cause, e.meta["root_cause"]),
                      "action_rouge_l": _overlap(ans.action, e.meta["action"]),

@@ -46,3 +46,12 @@ def tiny_backend(tiny_model_dir):
     from rlog.backends.transformers_backend import TransformersBackend
 
     return TransformersBackend(tiny_model_dir, model_id="tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def fp32_backend(tiny_model_dir):
+    """The tiny model read in float32, for tests of exact maths: ``dtype: auto`` picks bfloat16 on a CPU
+    with native bfloat16, which keeps those equalities to a few percent only."""
+    from rlog.backends.transformers_backend import TransformersBackend
+
+    return TransformersBackend(tiny_model_dir, model_id="tiny-fp32", dtype="float32")

@@ -50,15 +50,6 @@ def _sequence_logprob(backend, text: str, start: int) -> float:
     return float(sum(logp[i - 1, ids[i]] for i in range(start, len(ids))))
 
 
-@pytest.fixture(scope="module")
-def fp32_backend(tiny_model_dir):
-    """The tiny model read in float32: the equalities below are exact maths, which bfloat16 (picked by
-    ``dtype: auto`` on a CPU with native bfloat16) only keeps to a few percent."""
-    from rlog.backends.transformers_backend import TransformersBackend
-
-    return TransformersBackend(tiny_model_dir, model_id="tiny-fp32", dtype="float32")
-
-
 def test_choices_are_the_models_own_probabilities_over_them_alone(fp32_backend):
     tiny_backend = fp32_backend
     choices = [" " + c for c in CATEGORIES]

@@ -14,11 +14,6 @@ from rlog.pipeline.sessions import Session, SessionLine
 from train.calibrate import fit_calibration
 
 
-@pytest.fixture(scope="module")
-def fp32_backend(tiny_model_dir):
-    return TransformersBackend(tiny_model_dir, model_id="tiny-fp32", dtype="float32")
-
-
 def _prompts(n=3):
     cfg = CascadeConfig()
     texts = [["kernel panic on node <*>"], ["disk ok", "served block <*> " * 6, "heartbeat"], ["x"] * 1]

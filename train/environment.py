@@ -85,17 +85,16 @@ def reference_answer(ep: Episode, mode: Mode, shown: str | None = None) -> str:
             cause, action = grounded(cause, inc.vars, shown), grounded(action, inc.vars, shown)
             if inc.hosts and inc.hosts[0].lower() not in shown.lower():
                 where = ""
-        answer = served_answer("abnormal", ep.truth.category, cap_words(f"{title[0].upper() + title[1:]}{where}"),
-                               as_root_cause(cause), as_action(action) or cap_words(lower_first(action)))
-        return f"{short} The immediate cause: {cause} Category: {ep.truth.category}.</think>" + answer.partition(
-            "</think>")[2]
+        return served_answer("abnormal", ep.truth.category, cap_words(f"{title[0].upper() + title[1:]}{where}"),
+                             as_root_cause(cause), as_action(action) or cap_words(lower_first(action)),
+                             analysis=f"{short} The immediate cause: {cause} Category: {ep.truth.category}.")
     if ep.truth.lookalike and inc is not None:
         why = f"The unusual lines show {inc.title}; they recover by themselves and no line states an unrecovered failure."
     else:
         why = "Routine operations: no line states an error that does not recover."
     if mode == "fast":
         return f"normal</answer><think>{why}</think>"
-    return f"{why}</think>" + served_answer("normal").partition("</think>")[2]
+    return served_answer("normal", analysis=why)
 
 
 class SimEnvironment:

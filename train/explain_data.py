@@ -139,13 +139,14 @@ def grounded(text: str, values: dict[str, str], shown: str) -> str:
 
 
 def served_answer(verdict: str, category: str | None = None, interpretation: str = "", root_cause: str = "",
-                  action: str = "") -> str:
+                  action: str = "", *, analysis: str = NO_ANALYSIS) -> str:
     """The completion after ``<think>`` that serving's steps write, field values as given.
 
     ``root_cause`` and ``action`` are the text after their lead-ins (``as_root_cause``,
     ``as_action``). A normal verdict ends after the verdict: serving never explains one.
+    ``analysis``: what precedes ``</think>`` (serving forces ``NO_ANALYSIS`` when it writes none).
     """
-    head = f"{NO_ANALYSIS}</think><answer>\nverdict: {verdict}\n"
+    head = f"{analysis}</think><answer>\nverdict: {verdict}\n"
     if verdict != "abnormal":
         return head + "</answer>"
     return (f"{head}category: {category}\ninterpretation: {interpretation}\n"
