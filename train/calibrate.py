@@ -175,7 +175,7 @@ def calibrate_adapter(recipe, run: str | Path, variant: str, stage: str, *, adap
     the calibration is stored for that precision beside those of other precisions.
     Returns the adapter folder, the calibration, and a report with per-source scores.
     """
-    from rlog.backends import load_backend
+    from rlog.backends import can_score, load_backend
     from rlog.models import resolve_model, save_calibration
     from train.evaluate import model_spec_for
     from train.runs import fit_examples, load_tokenizer, prepared_examples
@@ -188,7 +188,7 @@ def calibrate_adapter(recipe, run: str | Path, variant: str, stage: str, *, adap
     splits, _ = prepared_examples(recipe, variant, tok, recipe.data.max_prompt_tokens)
     examples = fit_examples(recipe, splits)
     backend = load_backend(spec)
-    if not callable(getattr(backend, "score", None)):
+    if not can_score(backend):
         raise ValueError(f"the {spec.backend} backend cannot score in one pass: calibrate with transformers")
     t0 = time.perf_counter()
     probs = score_examples(backend, examples, batch_size=recipe.eval.batch_size, progress=progress)

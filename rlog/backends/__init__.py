@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from rlog.backends.base import Backend, BackendError, Generation, GenerationParams
-from rlog.config import ModelSpec
+from rlog.backends.base import Backend, BackendError, Generation, GenerationParams, can_score
+from rlog.config import CascadeConfig, ModelSpec
 
-__all__ = ["Backend", "BackendError", "Generation", "GenerationParams", "load_backend"]
+__all__ = ["Backend", "BackendError", "can_score", "Generation", "GenerationParams", "load_backend", "load_stage_backends"]
+
+# what makes two stages one backend (the decoding settings are the cascade's, per call)
+_IDENTITY = {"model", "adapter", "backend", "device", "dtype", "base_url", "served_model", "api_key_env", "timeout_s",
+             "concurrency", "request_retries"}
 
 
 def load_backend(spec: ModelSpec) -> Backend:
@@ -22,4 +26,25 @@ def load_backend(spec: ModelSpec) -> Backend:
         from rlog.backends.vllm_backend import VLLMBackend
 
         return VLLMBackend.from_spec(spec)
+    if spec.backend == "openai":
+        from rlog.backends.openai_backend import OpenAIBackend
+
+        return OpenAIBackend.from_spec(spec)
     raise BackendError(f"unknown backend {spec.backend!r}")
+
+
+def load_stage_backends(cascade: CascadeConfig, *, fast: bool | Backend = True, full: bool | Backend = True
+                        ) -> tuple[Backend | None, Backend | None]:
+    """The backends of R-Log-fast and R-Log: ``True`` loads a stage, ``False`` leaves it None, a
+    backend is used as given (R-Log is None when nothing escalates). Stages on one base share its
+    loaded weights (``rlog.backends.shared_model``); stages with the same model and adapter are
+    one backend."""
+    f = fast if not isinstance(fast, bool) else load_backend(cascade.fast) if fast else None
+    if not isinstance(full, bool):
+        return f, full
+    e = None
+    if full and cascade.escalate:
+        keys = _IDENTITY & set(type(cascade.full).model_fields)
+        same = cascade.full.model_dump(include=keys) == cascade.fast.model_dump(include=keys)
+        e = f if (same and f is not None) else load_backend(cascade.full)
+    return f, e

@@ -62,3 +62,9 @@ class Transcript(Protocol):
 
     def generate(self, max_new_tokens: int, stop: Sequence[str] = (), repetition_penalty: float = 1.0,
                  no_repeat_ngram: int = 0) -> tuple[str, str]: ...
+
+
+def can_score(backend) -> bool:
+    """Whether ``backend`` reads label probabilities in one pass (``score``): the transformers backend
+    always, a model server only when it gives log-probabilities (its ``scores``)."""
+    return callable(getattr(backend, "score", None)) and bool(getattr(backend, "scores", True))

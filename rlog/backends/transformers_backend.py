@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,32 +82,32 @@ def pick_dtype(name: str, device: str):
 
 
 class TransformersBackend:
+    """One stage's view of a loaded model: its adapter's weights, its calibration, its prompt cache.
+
+    Stages on the same base, device and precision share one loaded model
+    (``rlog.backends.shared_model``): R-Log-fast and R-Log cost one model's memory, plus
+    the weights their adapters touch.
+    """
+
     def __init__(self, model_path: str | Path, *, adapter: str | Path | None = None, device: str = "cpu",
-                 model_id: str | None = None, dtype: str = "auto") -> None:
+                 model_id: str | None = None, dtype: str = "auto", share: bool = True) -> None:
         try:
             import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as e:  # pragma: no cover - core dependency
             raise BackendError(f"transformers backend unavailable: {e}") from None
+        from rlog.backends.shared_model import BASE, SharedModel, adapter_shares, shared_model
+
         self._torch = torch
         path = Path(model_path)
         adapter = resolve_adapter(adapter)  # checked before the (slow) model load
-        try:
-            # local files only, never code from the folder, never pickled weights
-            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
-                                                         trust_remote_code=False)
-        except (OSError, ValueError) as e:
-            raise BackendError(f"cannot load model from {path}: {e}") from None
-        if adapter is not None:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.tokenizer.padding_side = "left"
         self.dtype = pick_dtype(dtype, device)
-        self.model = model.to(device=device, dtype=self.dtype).eval()
+        if adapter is not None and not adapter_shares(adapter):
+            log.info("%s is not plain LoRA: merged into a model of its own", adapter)
+            self.shared, self._key = SharedModel(path, device, self.dtype, merge=adapter), BASE
+        else:
+            self.shared = shared_model(path, device, self.dtype) if share else SharedModel(path, device, self.dtype)
+            self._key = self.shared.add_adapter(adapter) if adapter is not None else BASE
+        self.tokenizer = self.shared.tokenizer
         self.device = device
         self.model_id = model_id or (path.name + (f"+{Path(adapter).name}" if adapter else ""))
         # The calibration fits these weights read at this precision: it sits beside the adapter, or in
@@ -122,11 +121,21 @@ class TransformersBackend:
                         "run a few points above float32, so sessions near the threshold may change verdict. "
                         "Fit one for %s: rlog train calibrate --adapter %s --dtype %s", self.model_id, cal.precision,
                         self.precision, self.precision, adapter if adapter is not None else path, self.precision)
-        self._lock = threading.Lock()
         self._prefix: tuple[str, list[int], object] | None = None  # (text, token ids, key/value cache)
         self.prefix_hits = 0  # prompts scored on the cached instructions
         if device == "cpu" and torch.get_num_threads() < (os.cpu_count() or 1):
             torch.set_num_threads(os.cpu_count() or 1)
+
+    @property
+    def model(self):
+        """The loaded model. Its weights are this stage's only inside ``held()``."""
+        return self.shared.model
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """The model with this stage's weights in place, to this caller alone, without autograd."""
+        with self.shared.use(self._key), self._torch.inference_mode():
+            yield
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> TransformersBackend:
@@ -151,7 +160,7 @@ class TransformersBackend:
         with the model to itself while it lasts; ``budget``: tokens it may still write."""
         from rlog.backends.hf_transcript import HFTranscript
 
-        with self._lock, self._torch.inference_mode():
+        with self.held():
             yield HFTranscript(self, prompt, budget)
 
     # ------------------------------------------------------------------ one-pass scoring
@@ -179,7 +188,8 @@ class TransformersBackend:
         return text[: text.index("\x00")] if "\x00" in text else ""
 
     def _prefix_cache(self, prompt: ChatPrompt):
-        """(token ids, key/value cache) of the instructions, computed once per distinct text."""
+        """(token ids, key/value cache) of the instructions, computed once per distinct text (called
+        inside ``held()``: the cache is of this stage's weights)."""
         torch = self._torch
         text = self._instructions(prompt)
         if self._prefix is not None and self._prefix[0] == text:
@@ -208,7 +218,7 @@ class TransformersBackend:
         if window and longest > window:
             raise BackendError(f"prompt of {longest} tokens exceeds the {window}-token context of {self.model_id}; "
                                "lower cascade.view.max_tokens")
-        with self._lock, torch.inference_mode():
+        with self.held():
             prefix_ids, cache = self._prefix_cache(prompts[0])
             n = len(prefix_ids)
             if cache is None or any(r[:n] != prefix_ids for r in rows):
@@ -256,7 +266,7 @@ class TransformersBackend:
     def generate(self, prompts: Sequence[ChatPrompt], params: GenerationParams) -> list[Generation]:
         if not prompts:
             return []
-        torch, tok = self._torch, self.tokenizer
+        tok = self.tokenizer
         texts = [self.render(p) for p in prompts]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         kwargs = dict(max_new_tokens=params.max_new_tokens, return_dict_in_generate=True,
@@ -274,7 +284,7 @@ class TransformersBackend:
             raise BackendError(f"prompt of {enc['input_ids'].shape[1]} tokens + {params.max_new_tokens} new tokens exceeds "
                                f"the {window}-token context of {self.model_id}; lower cascade.view.max_tokens "
                                "or max_new_tokens, or use a model with a longer context")
-        with self._lock, torch.inference_mode():
+        with self.held():
             try:
                 out = self.model.generate(**enc, **kwargs)
             except (RuntimeError, IndexError, ValueError) as e:

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
-from rlog.backends.base import Backend, BackendError, Generation, GenerationParams
+from rlog.backends.base import Backend, BackendError, Generation, GenerationParams, can_score
 from rlog.cascade.alerts import Alert, alert_id, headline_of, pick_evidence
 from rlog.cascade.category import CategoryModel, category_model_for
 from rlog.cascade.explain import structured_answer, written_budget
@@ -168,11 +168,11 @@ class Cascade:
         self.fast_params = GenerationParams(cfg.fast.max_new_tokens, cfg.fast.temperature, ("</answer>",))
         self.full_params = GenerationParams(cfg.full.max_new_tokens, cfg.full.temperature, ("</answer>",),
                                              logprobs=False)
-        can_score = fast is not None and callable(getattr(fast, "score", None))
-        if cfg.scoring == "logits" and fast is not None and not can_score:
+        scorer = fast is not None and can_score(fast)
+        if cfg.scoring == "logits" and fast is not None and not scorer:
             raise BackendError(f"cascade.scoring is 'logits' but the {cfg.fast.backend} backend of "
                                f"{fast.model_id} cannot return logits; set cascade.scoring: generate or auto")
-        self.scoring = "logits" if can_score and cfg.scoring != "generate" else "generate"
+        self.scoring = "logits" if scorer and cfg.scoring != "generate" else "generate"
         cal = getattr(fast, "calibration", None)
         self.threshold = cfg.threshold if cfg.threshold is not None else cal.threshold if cal else 0.5
         self.band = cfg.band if cfg.band is not None else cal.band if cal else 0.0

@@ -37,7 +37,7 @@ def add_parsers(sub) -> None:
 
 def cmd_analyze(a: argparse.Namespace) -> int:
     from rlog.analyze import analyze_file, read_labels
-    from rlog.backends import load_backend
+    from rlog.backends import load_stage_backends
     from rlog.cascade.cascade import Cascade
 
     path = Path(a.file)
@@ -61,12 +61,7 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     cascade = None
     if not a.parse_only:
         log.info("loading models (fast: %s, full: %s)", cfg.cascade.fast.model, cfg.cascade.full.model)
-        fast = load_backend(cfg.cascade.fast)
-        full = None
-        if cfg.cascade.escalate:
-            same = cfg.cascade.full.model_dump(include={"model", "adapter", "backend", "device"}) == \
-                cfg.cascade.fast.model_dump(include={"model", "adapter", "backend", "device"})
-            full = fast if same else load_backend(cfg.cascade.full)
+        fast, full = load_stage_backends(cfg.cascade)
         cascade = Cascade(fast, full, cfg.cascade)
     with contextlib.ExitStack() as files:
         from rlog.truth import TruthReader
