@@ -151,6 +151,10 @@ class ModelSpec(_Section):
     max_new_tokens: int = Field(64, ge=1, le=8192)
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy")
     batch_size: int = Field(8, ge=1, description="sessions per generate call")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm: share of the GPU's memory the engine "
+                                                                         "takes (weights and KV cache)")
+    max_lora_rank: int = Field(64, ge=1, description="vllm: the largest LoRA rank the engine accepts (both stages' "
+                                                     "adapters must fit)")
     base_url: str | None = Field(None, description="openai: the server's API root, e.g. http://vllm:8000/v1")
     served_model: str | None = Field(None, description="openai: the model name on the server; unset: the built-in "
                                                        "adapter's name (rlog-fast / rlog), else the adapter folder's "

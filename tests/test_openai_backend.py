@@ -12,8 +12,8 @@ import importlib.util
 import pytest
 
 from rlog.backends import load_stage_backends
-from rlog.backends.base import BackendError, GenerationParams
-from rlog.backends.openai_backend import OpenAIBackend, echoed_logprob, generation_of, label_probability, served_name
+from rlog.backends.base import BackendError, GenerationParams, label_probability
+from rlog.backends.openai_backend import OpenAIBackend, echoed_logprob, generation_of, served_name
 from rlog.cascade.cascade import Cascade
 from rlog.config import CascadeConfig, ConfigError, ModelSpec, RlogConfig
 from rlog.contract.answers import FastAnswer

@@ -281,3 +281,32 @@ def test_full_eval_answers_detection_as_the_stream_does(tiny_backend):
     assert "root_cause" in r and r["latency"]["per_sample_by_task_s"].keys() == {"anomaly", "root_cause"}
     written = [s["output"] for s in r["samples"] if s["task"] == "anomaly"]
     assert all("\ncategory: " in w and w.split("\ncategory: ")[1].split("\n")[0] in CATEGORIES for w in written)
+
+
+def test_paper_recipe_dry_run_validates_and_prints_the_gpu_plan(tmp_path, capsys):
+    """The paper recipe (GPUs, vLLM in GRPO) is checked by TRL's own config classes here, without training."""
+    out = tmp_path / "plan.json"
+    assert main(["train", "plan", "--recipe", "paper", "--base-model", "/models/Qwen2.5-7B-Instruct",
+                 "--run", str(tmp_path / "run"), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "rlog train grpo --variant full" in text and "use_vllm=True" in text and "vllm_mode=colocate" in text
+    assert "vllm serve /models/rlog-fast --served-model-name rlog-fast" in text  # full fine-tuning: a server each
+    plan = json.loads(out.read_text())
+    grpo = [s for s in plan["steps"] if s["stage"] == "grpo"]
+    assert [s["variant"] for s in grpo] == ["fast", "full"]
+    assert grpo[1]["args"]["max_completion_length"] == 1000 and grpo[1]["args"]["learning_rate"] == 4e-7
+    assert grpo[0]["args"]["per_device_train_batch_size"] * grpo[0]["args"]["gradient_accumulation_steps"] == 128
+    assert sum("TRL accepted" in c for c in plan["checks"]) == 4
+    assert any("not a model folder" in w for w in plan["warnings"])
+    assert plan["serve"]["rlog_config"]["full"]["backend"] == "openai"
+    # --dry-run on a stage is the same plan, and trains nothing
+    assert main(["train", "grpo", "--dry-run", "--recipe", "tiny", "--variant", "fast", "--run", str(tmp_path / "t")]) == 0
+    text = capsys.readouterr().out
+    assert "--enable-lora" in text and "rlog-fast=/models/rlog-fast" in text  # LoRA: one base, both adapters
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_recipe_trl_refuses_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "plan", "--recipe", "paper", "--set", "sft.lr_scheduler=bogus", "--run", str(tmp_path)]) != 0
+    err = capsys.readouterr().err
+    assert "does not validate" in err and "SchedulerType" in err

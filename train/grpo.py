@@ -30,6 +30,24 @@ def grpo_rows(examples, tokenizer) -> list[dict]:
              "category": e.category or ""} for e in examples]
 
 
+def grpo_args(recipe: Recipe, variant: str, out: str | Path, *, progress: bool = True) -> dict:
+    """TRL ``GRPOConfig`` arguments of a variant's recipe: what ``run_grpo`` trains with and what
+    ``rlog train plan`` validates and prints. With ``use_vllm`` in colocate mode, TRL runs a vLLM
+    engine inside the training process, sharing the GPU (``vllm_gpu_memory_utilization``)."""
+    g = recipe.grpo
+    args = dict(
+        output_dir=str(out), learning_rate=g.learning_rate, max_steps=g.max_steps,
+        per_device_train_batch_size=g.num_generations * g.prompts_per_step, gradient_accumulation_steps=g.grad_accum,
+        num_generations=g.num_generations, max_completion_length=recipe.completion_tokens(variant),
+        temperature=g.temperature, beta=g.beta, save_steps=g.save_steps, save_total_limit=2,
+        logging_steps=g.logging_steps, report_to="none", seed=recipe.seed, data_seed=recipe.seed, bf16=g.bf16,
+        use_cpu=recipe.device == "cpu", disable_tqdm=not progress, use_vllm=g.use_vllm, vllm_mode=g.vllm_mode,
+        log_completions=False, dataloader_num_workers=0)
+    if g.use_vllm and g.vllm_mode == "colocate":
+        args["vllm_gpu_memory_utilization"] = g.vllm_gpu_memory_utilization
+    return args
+
+
 def run_grpo(recipe: Recipe, variant: str, run: str | Path, *, start: str | Path | None = None, resume: bool = False,
              progress: bool = True) -> Path:
     """Train the GRPO stage of one variant from ``start`` (default: the run's SFT model)."""
@@ -50,14 +68,7 @@ def run_grpo(recipe: Recipe, variant: str, run: str | Path, *, start: str | Path
         train = random.Random(recipe.seed).sample(train, g.max_train_prompts)
     log.info("GRPO %s: %d prompts (%s)", variant, len(train), dict(stats))
     weights = RewardWeights(missed_anomaly=g.missed_anomaly_penalty, false_alarm=g.false_alarm_penalty)
-    args = GRPOConfig(
-        output_dir=str(out), learning_rate=g.learning_rate, max_steps=g.max_steps,
-        per_device_train_batch_size=g.num_generations * g.prompts_per_step, gradient_accumulation_steps=g.grad_accum,
-        num_generations=g.num_generations, max_completion_length=recipe.completion_tokens(variant),
-        temperature=g.temperature, beta=g.beta, save_steps=g.save_steps, save_total_limit=2,
-        logging_steps=g.logging_steps, report_to="none", seed=recipe.seed, data_seed=recipe.seed, bf16=g.bf16,
-        use_cpu=recipe.device == "cpu", disable_tqdm=not progress, use_vllm=g.use_vllm, vllm_mode=g.vllm_mode,
-        log_completions=False, dataloader_num_workers=0)
+    args = GRPOConfig(**grpo_args(recipe, variant, out, progress=progress))
     trainer = GRPOTrainer(model=model, reward_funcs=JointReward(weights), args=args,
                           train_dataset=Dataset.from_list(grpo_rows(train, tok)), processing_class=tok)
     ckpt = last_checkpoint(out) if resume else None

@@ -115,6 +115,8 @@ class GRPOSpec(_Spec):
     false_alarm_penalty: float = Field(-1.0, le=0, description="anomaly reward of a false alarm")
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="colocate: the GPU share TRL's vLLM "
+                                                                          "engine takes beside the trained model")
     save_steps: int = Field(25, ge=1)
     logging_steps: int = Field(1, ge=1)
     max_train_prompts: int = Field(0, ge=0, description="prompts drawn from the training split (0: all)")

@@ -23,6 +23,19 @@ def sft_rows(examples, tokenizer) -> list[dict]:
     return [{"prompt": render_chat(tokenizer, e.prompt), "completion": e.completion + eos} for e in examples]
 
 
+def sft_args(recipe: Recipe, out: str | Path, *, eos_token: str | None = None, progress: bool = True) -> dict:
+    """TRL ``SFTConfig`` arguments of a recipe (one variant's): what ``run_sft`` trains with and
+    what ``rlog train plan`` validates and prints."""
+    s = recipe.sft
+    return dict(
+        output_dir=str(out), learning_rate=s.learning_rate, num_train_epochs=s.epochs, max_steps=s.max_steps,
+        per_device_train_batch_size=s.batch_size, gradient_accumulation_steps=s.grad_accum, max_length=s.max_length,
+        completion_only_loss=True, warmup_steps=s.warmup_ratio, lr_scheduler_type=s.lr_scheduler,
+        save_steps=s.save_steps, save_total_limit=s.keep_checkpoints, logging_steps=s.logging_steps, report_to="none",
+        seed=recipe.seed, data_seed=recipe.seed, bf16=s.bf16, gradient_checkpointing=s.gradient_checkpointing,
+        use_cpu=recipe.device == "cpu", disable_tqdm=not progress, dataloader_num_workers=0, eos_token=eos_token)
+
+
 def run_sft(recipe: Recipe, variant: str, run: str | Path, *, resume: bool = False, progress: bool = True) -> Path:
     """Train the SFT stage of one variant; returns the folder of the final model."""
     from datasets import Dataset
@@ -35,15 +48,7 @@ def run_sft(recipe: Recipe, variant: str, run: str | Path, *, resume: bool = Fal
     splits, stats = prepared_examples(recipe, variant, tok, max_prompt)
     train = splits["train"]
     log.info("SFT %s: %d training examples (%s)", variant, len(train), dict(stats))
-    s = recipe.sft
-    args = SFTConfig(
-        output_dir=str(out), learning_rate=s.learning_rate, num_train_epochs=s.epochs, max_steps=s.max_steps,
-        per_device_train_batch_size=s.batch_size, gradient_accumulation_steps=s.grad_accum, max_length=s.max_length,
-        completion_only_loss=True, warmup_steps=s.warmup_ratio, lr_scheduler_type=s.lr_scheduler,
-        save_steps=s.save_steps, save_total_limit=s.keep_checkpoints, logging_steps=s.logging_steps, report_to="none",
-        seed=recipe.seed, data_seed=recipe.seed, bf16=s.bf16, gradient_checkpointing=s.gradient_checkpointing,
-        use_cpu=recipe.device == "cpu", disable_tqdm=not progress, dataloader_num_workers=0,
-        eos_token=tok.eos_token)
+    args = SFTConfig(**sft_args(recipe, out, eos_token=tok.eos_token, progress=progress))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(sft_rows(train, tok)),
                          processing_class=tok, peft_config=peft_cfg)
     ckpt = last_checkpoint(out) if resume else None

@@ -8,7 +8,8 @@ from rlog.config import CascadeConfig, ModelSpec
 __all__ = ["Backend", "BackendError", "can_score", "Generation", "GenerationParams", "load_backend", "load_stage_backends"]
 
 # what makes two stages one backend (the decoding settings are the cascade's, per call)
-_IDENTITY = {"model", "adapter", "backend", "device", "dtype", "base_url", "served_model", "api_key_env", "timeout_s",
+_IDENTITY = {"model", "adapter", "backend", "device", "dtype", "gpu_memory_utilization", "max_lora_rank", "base_url",
+             "served_model", "api_key_env", "timeout_s",
              "concurrency", "request_retries"}
 
 

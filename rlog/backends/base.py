@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -68,3 +69,23 @@ def can_score(backend) -> bool:
     """Whether ``backend`` reads label probabilities in one pass (``score``): the transformers backend
     always, a model server only when it gives log-probabilities (its ``scores``)."""
     return callable(getattr(backend, "score", None)) and bool(getattr(backend, "scores", True))
+
+
+def label_probability(top: Mapping, labels: Sequence) -> float:
+    """P(last label) renormalised over ``labels`` from one position's top log-probabilities (keyed by
+    token id or token text, as the engine names them); a label outside the top gets the lowest
+    shown (an upper bound: a trained R-Log-fast puts both verdicts on top)."""
+    floor = min(top.values()) if top else -100.0
+    lps = [float(top.get(k, floor)) for k in labels]
+    m = max(lps)
+    w = [math.exp(x - m) for x in lps]
+    return w[-1] / sum(w)
+
+
+def common_prefix(a: Sequence, b: Sequence) -> int:
+    """Length of the common prefix of two token sequences."""
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n

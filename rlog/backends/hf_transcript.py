@@ -16,16 +16,8 @@ import copy
 import math
 from collections.abc import Sequence
 
-from rlog.backends.base import BackendError
+from rlog.backends.base import BackendError, common_prefix
 from rlog.contract.prompts import ChatPrompt
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
 
 
 class HFTranscript:
@@ -88,7 +80,7 @@ class HFTranscript:
         ids = self._tokens(text)
         if not ids:
             raise BackendError("a transcript cannot be empty")
-        self._crop(min(_common_prefix(ids, self._cached), len(ids) - 1))
+        self._crop(min(common_prefix(ids, self._cached), len(ids) - 1))
         if len(self._cached) < len(ids) - 1:
             self._forward(ids[len(self._cached): len(ids) - 1], logits=False)
         self._ids, self.text = ids, text
@@ -119,7 +111,7 @@ class HFTranscript:
         rows = []
         for c in choices:
             ids = self._tokens(self.text + c + end)
-            k = max(_common_prefix(ids, self._ids), 1)
+            k = max(common_prefix(ids, self._ids), 1)
             if k >= len(ids):
                 raise BackendError(f"choice {c!r} adds no token after the transcript")
             rows.append((ids, k - 1))  # the logits at k - 1 predict ids[k], the choice's first own token

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from rlog.backends.base import BackendError, Generation, GenerationParams
+from rlog.backends.base import BackendError, Generation, GenerationParams, label_probability
 from rlog.backends.transformers_backend import render_chat
 from rlog.config import ModelSpec
 from rlog.contract.answers import TokenLogprob
@@ -372,18 +372,6 @@ def generation_of(out: dict, stop: Sequence[str], server: str = "the model serve
     usage = out.get("usage") or {}
     return Generation(text, tuple(tokens), int(usage.get("prompt_tokens") or 0),
                       int(usage.get("completion_tokens") or len(tokens)), finish)
-
-
-def label_probability(top: dict[str, float], pieces: Sequence[str]) -> float:
-    """P(last label) renormalised over the labels' first-token pieces, from one position's top
-    log-probabilities; a piece outside the top gets the lowest shown (an upper bound)."""
-    import math
-
-    floor = min(top.values()) if top else -100.0
-    lps = [float(top.get(p, floor)) for p in pieces]
-    m = max(lps)
-    w = [math.exp(x - m) for x in lps]
-    return w[-1] / sum(w)
 
 
 def echoed_logprob(lp: dict, start: int, end: int) -> float:

@@ -1,4 +1,4 @@
-"""`rlog train sft|grpo|pick|calibrate|category|eval|export|ship|data`: the training recipe (train/) from the command line."""
+"""`rlog train plan|sft|grpo|pick|calibrate|category|eval|export|ship|data`: the training recipe (train/) from the command line."""
 
 from __future__ import annotations
 
@@ -48,9 +48,27 @@ def _run_dir(a: argparse.Namespace, recipe) -> Path:
     return Path(a.run or Path("runs") / recipe.name)
 
 
+def cmd_plan(a: argparse.Namespace) -> int:
+    """Validate the recipe with TRL's own config objects and print the stages, the export and the serving."""
+    from train.plan import build_plan, render_plan
+
+    recipe = _recipe(a)
+    try:
+        plan = build_plan(recipe, _variants(a), _run_dir(a, recipe), recipe_ref=a.recipe)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"recipe {a.recipe!r} does not validate: {e}") from None
+    print(render_plan(plan))
+    if getattr(a, "json", None):
+        Path(a.json).write_text(json.dumps(plan.to_json(), indent=2, default=str), encoding="utf-8")
+        print(f"plan: {a.json}")
+    return 0
+
+
 def cmd_sft(a: argparse.Namespace) -> int:
     from train.sft import run_sft
 
+    if a.dry_run:
+        return cmd_plan(a)
     recipe = _recipe(a)
     for v in _variants(a):
         print(f"SFT {v} → {run_sft(recipe, v, _run_dir(a, recipe), resume=a.resume)}")
@@ -60,6 +78,8 @@ def cmd_sft(a: argparse.Namespace) -> int:
 def cmd_grpo(a: argparse.Namespace) -> int:
     from train.grpo import run_grpo
 
+    if a.dry_run:
+        return cmd_plan(a)
     recipe = _recipe(a)
     for v in _variants(a):
         print(f"GRPO {v} → {run_grpo(recipe, v, _run_dir(a, recipe), start=a.start, resume=a.resume)}")
@@ -221,13 +241,21 @@ def add_parsers(sub) -> None:
         p.add_argument("--data-dir", help="the shared data folder (default: ../shared/data or $RLOG_SHARED_DATA)")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field, e.g. sft.epochs=2")
 
+    p = tsub.add_parser("plan", help="validate a recipe (TRL's own config checks) and print every stage's command, "
+                                     "the export and the vllm serve commands; trains nothing")
+    common(p)
+    p.add_argument("--json", help="also write the plan as JSON here")
+    p.set_defaults(func=cmd_plan)
+
     p = tsub.add_parser("sft", help="supervised cold start (loss on the completion only)")
     common(p)
+    p.add_argument("--dry-run", action="store_true", help="validate and print the plan (rlog train plan); train nothing")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of the run")
     p.set_defaults(func=cmd_sft)
 
     p = tsub.add_parser("grpo", help="reinforcement learning with the joint reward")
     common(p)
+    p.add_argument("--dry-run", action="store_true", help="validate and print the plan (rlog train plan); train nothing")
     p.add_argument("--start", help="model to start from (default: <run>/<variant>/sft/final)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of the run")
     p.set_defaults(func=cmd_grpo)
