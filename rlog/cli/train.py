@@ -1,4 +1,4 @@
-"""`rlog train plan|sft|grpo|pick|calibrate|category|eval|export|ship|data`: the training recipe (train/) from the command line."""
+"""`rlog train plan|sft|grpo|pick|calibrate|category|eval|export|ship|data`: the training recipe (train/), as commands."""
 
 from __future__ import annotations
 
