@@ -51,6 +51,27 @@ def register(cache: Path, name: str, folder: Path) -> str:
     return name
 
 
+def build_tiny_model(out: Path) -> Path:
+    """A real Llama-architecture model with random weights and SmolLM2's real chat tokenizer (2 layers,
+    hidden 32): the exact code paths of the 135M model at a fraction of its cost, for tests and for
+    measuring what surrounds a model call."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rlog.models import builtin_gguf, load_gguf_tokenizer
+
+    out = Path(out)
+    tok = load_gguf_tokenizer(builtin_gguf())
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                      tie_word_embeddings=True, initializer_range=0.2)  # varied, input-dependent text
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 def serve_command() -> list[str]:
     """``transformers serve`` of this interpreter's environment, or a clear error."""
     exe = Path(sys.executable).parent / "transformers"

@@ -122,6 +122,17 @@ def resolve_model(name_or_path: str) -> Path:
     return path
 
 
+def context_length(folder: Path) -> int | None:
+    """The model's context length from its local config.json (a model server does not say, and a
+    RoPE model past it answers garbage rather than an error); None where the folder does not say."""
+    try:
+        cfg = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    n = cfg.get("max_position_embeddings") or cfg.get("n_positions")
+    return int(n) if isinstance(n, int) and n > 0 else None
+
+
 def _need_safetensors(path: Path, what: str) -> None:
     """Weights load only from safetensors: a pickled ``.bin`` can run code when it is read."""
     if any(path.glob("*.safetensors")):

@@ -24,20 +24,9 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     Fast enough for unit tests (2 layers, hidden 32) while exercising the exact code paths
     the 135M model uses: chat template, left padding, stop strings, log-probs.
     """
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from benchmarks.model_server import build_tiny_model
 
-    from rlog.models import builtin_gguf, load_gguf_tokenizer
-
-    out = tmp_path_factory.mktemp("tiny-llama")
-    tok = load_gguf_tokenizer(builtin_gguf())
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                      tie_word_embeddings=True, initializer_range=0.2)  # varied, input-dependent text
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
+    out = build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
     return out
 
 

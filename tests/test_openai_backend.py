@@ -69,6 +69,24 @@ def test_an_unreachable_server_is_a_backend_error_after_retries():
     b.close()
 
 
+def test_a_server_outage_is_an_outage_to_the_cascade():
+    """Retries inside the backend, then the cascade's, then BackendError: the stream holds the batch
+    (``stream.poison``), and the plain-request probe says the backend does not answer."""
+    from benchmarks.model_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    b = OpenAIBackend(url, SERVED, resolve_model(SMOLLM2), retries=1, backoff_s=0.0, timeout_s=2, check=False)
+    cfg = CascadeConfig.model_validate({"retries": 1, "retry_backoff_s": 0.0, "escalate": False,
+                                        "memory": {"templates": 0}})
+    cas = Cascade(b, None, cfg, sleep=lambda s: None)
+    s = Session("s1", "node-1", "window", [SessionLine(0, 0.0, "disk failed", "T0", "disk failed")])
+    with pytest.raises(BackendError, match="unreachable"):
+        cas.judge([s])
+    assert b.requests == 4  # (1 + 1 backend retry) x (1 + 1 cascade retry)
+    assert cas.stats.retries == 1 and not cas.answers("fast")
+    b.close()
+
+
 @pytest.mark.slow
 def test_a_server_that_ignores_logprobs_is_used_text_only(server):
     b = OpenAIBackend(server.base_url, SERVED, resolve_model(SMOLLM2))

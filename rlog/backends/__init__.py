@@ -42,10 +42,26 @@ def load_stage_backends(cascade: CascadeConfig, *, fast: bool | Backend = True, 
     one backend."""
     f = fast if not isinstance(fast, bool) else load_backend(cascade.fast) if fast else None
     if not isinstance(full, bool):
-        return f, full
-    e = None
-    if full and cascade.escalate:
+        e = full
+    elif full and cascade.escalate:
         keys = _IDENTITY & set(type(cascade.full).model_fields)
         same = cascade.full.model_dump(include=keys) == cascade.fast.model_dump(include=keys)
         e = f if (same and f is not None) else load_backend(cascade.full)
+    else:
+        e = None
+    release_free_memory()
     return f, e
+
+
+def release_free_memory() -> None:
+    """Hand the heap that loading freed back to the system (glibc keeps it otherwise: ~90 MB of the
+    resident memory of a worker after both stages load). A no-op where the C library has no
+    ``malloc_trim``."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -38,7 +38,7 @@ from rlog.backends.transformers_backend import render_chat
 from rlog.config import ModelSpec
 from rlog.contract.answers import TokenLogprob
 from rlog.contract.prompts import VERDICTS, ChatPrompt
-from rlog.models import BUILTIN_ADAPTERS, Calibration, load_calibration, resolve_adapter, resolve_model
+from rlog.models import BUILTIN_ADAPTERS, Calibration, context_length, load_calibration, resolve_adapter, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class OpenAIBackend:
         except (OSError, ValueError) as e:
             raise BackendError(f"cannot load the tokenizer of {tokenizer} (the openai backend renders prompts "
                                f"with the model's own chat template): {e}") from None
-        self.context = _context_of(Path(tokenizer))
+        self.context = context_length(Path(tokenizer))
         self.logprobs: bool | None = None  # unknown until probed
         self.requests = 0  # HTTP requests made (a cost figure)
         self._io = _Loop()
@@ -385,19 +385,6 @@ def echoed_logprob(lp: dict, start: int, end: int) -> float:
         if off + len(tok) > start and v is not None:
             total += float(v)
     return total
-
-
-def _context_of(folder: Path) -> int | None:
-    """The model's context length from its local config (a server would not say, and a RoPE model
-    past it answers garbage rather than an error)."""
-    import json
-
-    try:
-        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    n = cfg.get("max_position_embeddings") or cfg.get("n_positions")
-    return int(n) if isinstance(n, int) and n > 0 else None
 
 
 def _agree(a: str, b: str) -> int:

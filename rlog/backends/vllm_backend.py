@@ -31,7 +31,7 @@ from rlog.backends.transformers_backend import render_chat
 from rlog.config import ModelSpec
 from rlog.contract.answers import TokenLogprob
 from rlog.contract.prompts import VERDICTS, ChatPrompt
-from rlog.models import Calibration, load_calibration, resolve_adapter, resolve_model
+from rlog.models import Calibration, context_length, load_calibration, resolve_adapter, resolve_model
 
 TOP_LOGPROBS = 20
 
@@ -90,7 +90,9 @@ class VLLMBackend:
         self.model_id = model_id or (path.name + (f"+{adapter.name}" if adapter else ""))
         self.precision = vdtype
         self.calibration: Calibration | None = load_calibration(adapter if adapter is not None else path, vdtype)
-        self.context = self.engine.llm.llm_engine.model_config.max_model_len
+        engine_config = getattr(getattr(self.engine.llm, "llm_engine", None), "model_config", None)
+        self.context = (max_model_len or getattr(engine_config, "max_model_len", None) or context_length(path)
+                        or 1 << 30)
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> VLLMBackend:
