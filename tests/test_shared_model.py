@@ -75,25 +75,27 @@ def test_lean_load_equals_from_pretrained(tiny_model_dir, dtype):
         assert torch.equal(lean(ids).logits, ref(ids).logits)
 
 
-def test_stages_share_one_model_and_answer_as_their_own_merged_model(tiny_model_dir, adapters):
-    """Interleaved calls of two stages on one loaded base give exactly what each merged model gives alone."""
-    fast = TransformersBackend(tiny_model_dir, adapter=adapters[0], dtype="float32", model_id="fast")
-    full = TransformersBackend(tiny_model_dir, adapter=adapters[1], dtype="float32", model_id="full")
-    plain = TransformersBackend(tiny_model_dir, dtype="float32", model_id="plain")
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_stages_share_one_model_and_answer_as_their_own_merged_model(tiny_model_dir, adapters, dtype):
+    """Interleaved calls of two stages on one loaded base give exactly what each merged model gives alone
+    (peft's merge on a float32 load, then every tensor cast: how stages were loaded, and calibrated, before)."""
+    fast = TransformersBackend(tiny_model_dir, adapter=adapters[0], dtype=dtype, model_id="fast")
+    full = TransformersBackend(tiny_model_dir, adapter=adapters[1], dtype=dtype, model_id="full")
+    plain = TransformersBackend(tiny_model_dir, dtype=dtype, model_id="plain")
     assert fast.shared is full.shared is plain.shared
     prompts, params = _prompts(), GenerationParams(max_new_tokens=6)
     refs = {}
     for name, adapter in (("fast", adapters[0]), ("full", adapters[1])):
-        private = TransformersBackend(tiny_model_dir, dtype="float32", model_id=name, share=False)
-        private.shared.model = _peft_merged(tiny_model_dir, adapter, "float32")
+        private = TransformersBackend(tiny_model_dir, dtype=dtype, model_id=name, share=False)
+        private.shared.model = _peft_merged(tiny_model_dir, adapter, dtype)
         refs[name] = (private.score(prompts), private.generate(prompts, params))
     for _ in range(2):  # switching back and forth changes nothing
         for name, b in (("fast", fast), ("full", full)):
             assert b.score(prompts) == refs[name][0]
             got = b.generate(prompts, params)
             assert [g.text for g in got] == [g.text for g in refs[name][1]]
-            for g, r in zip(got, refs[name][1], strict=True):  # float32 sums in another order: 1e-7 apart
-                assert [t.logprob for t in g.tokens] == pytest.approx([t.logprob for t in r.tokens], abs=1e-5)
+            for g, r in zip(got, refs[name][1], strict=True):  # sums in another order: a last bit apart
+                assert [t.logprob for t in g.tokens] == pytest.approx([t.logprob for t in r.tokens], abs=1e-2)
     assert fast.score(prompts) != full.score(prompts) != plain.score(prompts)
     # a transcript holds its stage's weights while it is written
     with full.transcript(_prompts("full")[0], 8) as t:

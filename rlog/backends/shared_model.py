@@ -215,7 +215,9 @@ class SharedModel:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
-        self.model = model.to(device=device).eval()
+        # every floating tensor at the serving precision, buffers too: a rotary table read in float32
+        # moves P(abnormal) by a few points from what the shipped calibrations were fitted on
+        self.model = model.to(device=device, dtype=dtype).eval()
         self.lock = threading.RLock()
         self._weights: dict[str, dict[str, object]] = {}  # adapter key -> module name -> merged weight
         self._base: dict[str, object] = {}  # module name -> the base weight, for modules some adapter replaces
