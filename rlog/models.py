@@ -122,6 +122,19 @@ def resolve_model(name_or_path: str) -> Path:
     return path
 
 
+def resolve_tokenizer(name_or_path: str) -> Path:
+    """A local folder with a model's tokenizer: the built-in name (converted once), or a folder with
+    the tokenizer files. A model server holds the weights; rendering prompts here needs only these."""
+    if name_or_path.strip().lower() in _BUILTIN_GGUF:
+        return resolve_model(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+        raise ModelNotFound(f"{path} holds no tokenizer (tokenizer.json / tokenizer_config.json): a model server's "
+                            "stage renders prompts with the model's own chat template, from its tokenizer files "
+                            "(the weights may stay on the server)")
+    return path
+
+
 def context_length(folder: Path) -> int | None:
     """The model's context length from its local config.json (a model server does not say, and a
     RoPE model past it answers garbage rather than an error); None where the folder does not say."""

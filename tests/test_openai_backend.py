@@ -42,6 +42,24 @@ def test_served_names_follow_vllm_lora_modules():
     assert served_name(ModelSpec(adapter=None)) == SMOLLM2
 
 
+def test_a_stage_on_a_server_needs_only_the_tokenizer_here(tmp_path):
+    import shutil
+
+    from rlog.models import ModelNotFound, resolve_tokenizer
+
+    src = resolve_model(SMOLLM2)
+    for f in src.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "chat_template")) or f.name == "config.json":
+            shutil.copy(f, tmp_path / f.name)
+    assert resolve_tokenizer(str(tmp_path)) == tmp_path  # no weights here: the server has them
+    b = OpenAIBackend("http://127.0.0.1:9/v1", "rlog-fast", tmp_path, check=False)
+    p = prompt_for(view_of_templates(["x"]), "fast", CascadeConfig())
+    assert b.render(p).endswith(p.prefill) and b.context == 8192
+    b.close()
+    with pytest.raises(ModelNotFound, match="holds no tokenizer"):
+        resolve_tokenizer(str(tmp_path / "nothing"))
+
+
 def test_openai_backend_needs_a_url():
     with pytest.raises(BackendError, match="base_url"):
         OpenAIBackend.from_spec(ModelSpec(backend="openai"))

@@ -38,7 +38,7 @@ from rlog.backends.transformers_backend import render_chat
 from rlog.config import ModelSpec
 from rlog.contract.answers import TokenLogprob
 from rlog.contract.prompts import VERDICTS, ChatPrompt
-from rlog.models import BUILTIN_ADAPTERS, Calibration, context_length, load_calibration, resolve_adapter, resolve_model
+from rlog.models import BUILTIN_ADAPTERS, Calibration, context_length, load_calibration, resolve_adapter, resolve_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,11 @@ class OpenAIBackend:
 
         self._client, self._sem = self._io.run(make())
         if check:
-            self.check()
+            try:
+                self.check()
+            except BaseException:
+                self.close()
+                raise
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> OpenAIBackend:
@@ -128,7 +132,7 @@ class OpenAIBackend:
         precision = spec.dtype if spec.dtype != "auto" else "bfloat16"  # what GPU servers run
         cal = load_calibration(adapter, precision) if adapter is not None else None
         name = served_name(spec)
-        return cls(spec.base_url, name, resolve_model(spec.model), api_key=key, timeout_s=spec.timeout_s,
+        return cls(spec.base_url, name, resolve_tokenizer(spec.model), api_key=key, timeout_s=spec.timeout_s,
                    concurrency=spec.concurrency, retries=spec.request_retries, model_id=f"{name}@{spec.base_url}",
                    calibration=cal, precision=precision)
 
