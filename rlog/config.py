@@ -304,6 +304,10 @@ class StreamConfig(_Section):
     prefix: str = Field("rlog", description="internal topics: <prefix>.sessions, .escalations, .alerts, "
                                             ".dead-letters, .parse-state")
     partitions: int = Field(4, ge=1, description="partitions of the topics rlog creates")
+    replication: int = Field(1, ge=1, description="replication factor of the topics rlog creates (3 on a production "
+                                                  "cluster; the embedded broker has one node)")
+    retention_ms: int | None = Field(None, ge=60_000, description="retention.ms of the topics rlog creates, but the "
+                                                                   "compacted parse-state topic; unset: the broker's")
     take_max: int = Field(500, ge=1, description="raw lines the parse role reads per batch")
     take_within_s: float = Field(0.5, gt=0, description="longest the parse role waits to fill a batch")
     state_interval_s: float = Field(2.0, gt=0, description="checkpoint parser state at most this often; input "

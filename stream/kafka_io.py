@@ -90,10 +90,11 @@ def make_admin(bootstrap: str, **kwargs: Any):
 
 
 def ensure_topics(bootstrap: str, topics: Mapping[str, int],
-                  configs: Mapping[str, Mapping[str, str]] | None = None) -> None:
-    """Create topics (name → partitions) that do not exist yet, with their ``configs`` (name →
-    topic settings, e.g. the parse-state topic's ``cleanup.policy: compact``). For a topic that
-    exists already, a setting the broker reports otherwise is a warning with the fix."""
+                  configs: Mapping[str, Mapping[str, str]] | None = None, *, replication: int = 1) -> dict:
+    """Create topics (name → partitions) that do not exist yet, with ``replication`` copies and their
+    ``configs`` (name → topic settings, e.g. the parse-state topic's ``cleanup.policy: compact``). For
+    a topic that exists already, a setting the broker reports otherwise is a warning with the fix.
+    Returns {"created": [...], "existing": [...], "mismatches": [...]}."""
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -101,16 +102,17 @@ def ensure_topics(bootstrap: str, topics: Mapping[str, int],
     admin = make_admin(bootstrap)
     try:
         existing = set(admin.list_topics())
-        new = [NewTopic(name, n, 1, topic_configs=dict(configs.get(name, {}))) for name, n in topics.items()
+        new = [NewTopic(name, n, replication, topic_configs=dict(configs.get(name, {}))) for name, n in topics.items()
                if name not in existing]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another client
                 admin.create_topics(new)
         old = [name for name in configs if name in existing and name in topics]
-        if old:
-            _check_topic_configs(admin, {name: configs[name] for name in old})
+        mismatches = _check_topic_configs(admin, {name: configs[name] for name in old}) if old else []
     finally:
         admin.close()
+    return {"created": [t.name for t in new], "existing": sorted(n for n in topics if n in existing),
+            "mismatches": mismatches or []}
 
 
 def topic_config_mismatches(described: Mapping, wanted: Mapping[str, Mapping[str, str]]) -> list[str]:
@@ -173,16 +175,18 @@ def broker_record_limit(bootstrap: str, topics: Sequence[str], configured: int) 
     return limit
 
 
-def _check_topic_configs(admin, wanted: Mapping[str, Mapping[str, str]]) -> None:
+def _check_topic_configs(admin, wanted: Mapping[str, Mapping[str, str]]) -> list[str]:
     from kafka.admin import ConfigResource, ConfigResourceType
 
     try:
         described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in wanted])
     except Exception as e:  # noqa: BLE001 - a broker without DescribeConfigs: nothing to check against
         log.debug("cannot read topic configs (%s)", e)
-        return
-    for msg in topic_config_mismatches(described, wanted):
+        return []
+    found = topic_config_mismatches(described, wanted)
+    for msg in found:
         log.warning(msg)
+    return found
 
 
 def read_topic_to_end(bootstrap: str, topic: str, *, timeout_s: float = 60.0) -> list[Any]:

@@ -21,12 +21,25 @@ def resolve_bootstrap(cfg: RlogConfig, broker: str | None) -> str | None:
     return broker or os.environ.get(BROKER_ENV) or cfg.stream.broker
 
 
-def create_topics(cfg: RlogConfig, bootstrap: str) -> None:
-    """The input and internal topics, if missing. The parse-state topic has one partition and is
-    compacted: only each key's latest checkpoint matters, and a start reads the whole topic."""
+def topic_plan(cfg: RlogConfig) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+    """The topics rlog needs (name → partitions) and their settings (name → topic configs). The
+    parse-state topic has one partition and is compacted: only each key's latest checkpoint
+    matters, and a start reads the whole topic; the others keep ``stream.retention_ms`` if set."""
     names = topic_names(cfg)
-    ensure_topics(bootstrap, {name: (1 if key == "state" else cfg.stream.partitions) for key, name in names.items()},
-                  {names["state"]: STATE_TOPIC_CONFIG})
+    partitions = {name: (1 if key == "state" else cfg.stream.partitions) for key, name in names.items()}
+    configs: dict[str, dict[str, str]] = {names["state"]: dict(STATE_TOPIC_CONFIG)}
+    if cfg.stream.retention_ms is not None:
+        for key, name in names.items():
+            if key != "state":
+                configs[name] = {"retention.ms": str(cfg.stream.retention_ms)}
+    return partitions, configs
+
+
+def create_topics(cfg: RlogConfig, bootstrap: str) -> dict:
+    """Create the input and internal topics that are missing; returns what was created, what existed
+    and the settings an existing topic has otherwise (``ensure_topics``)."""
+    partitions, configs = topic_plan(cfg)
+    return ensure_topics(bootstrap, partitions, configs, replication=cfg.stream.replication)
 
 
 def load_models(cfg: RlogConfig, roles: Sequence[str]):

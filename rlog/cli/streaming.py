@@ -27,6 +27,24 @@ def add_parsers(sub) -> None:
     rn.add_argument("--web-port", type=int, help="health + /metrics port (default 6066)")
     rn.set_defaults(func=cmd_run)
 
+    tp = sub.add_parser("topics", help="create the input and internal topics (partitions, replication, retention)",
+                        description="Create the topics a worker needs on the cluster, before the first worker starts "
+                                    "(the Helm chart runs this as a pre-install Job): the input topic and "
+                                    "<prefix>.sessions, .escalations, .alerts, .dead-letters with stream.partitions "
+                                    "partitions, stream.replication copies and stream.retention_ms; "
+                                    "<prefix>.parse-state with one partition, compacted. Existing topics are kept; "
+                                    "a setting they have otherwise is reported with the command that fixes it.")
+    add_config_flags(tp)
+    tp.add_argument("--broker", metavar="HOST:PORT", help="Kafka bootstrap servers (default $RLOG_KAFKA_BROKER, "
+                    "else stream.broker)")
+    tp.add_argument("--input-topic", help="raw lines topic (default rlog.raw)")
+    tp.add_argument("--prefix", help="prefix of the internal topics (default rlog)")
+    tp.add_argument("--partitions", type=int, help="partitions (default stream.partitions)")
+    tp.add_argument("--replication", type=int, help="replication factor (default stream.replication)")
+    tp.add_argument("--retention-ms", type=int, help="retention.ms of all but the parse-state topic")
+    tp.add_argument("--strict", action="store_true", help="exit 1 when an existing topic's settings differ")
+    tp.set_defaults(func=cmd_topics)
+
     dm = sub.add_parser("demo", help="the whole plugin on this machine: embedded broker, worker, simulated incidents",
                         description="Simulate a small estate with injected incidents, start an embedded Kafka-protocol "
                                     "broker and a worker, replay the logs through it, print alerts as they arrive and "
@@ -73,6 +91,31 @@ def cmd_run(a: argparse.Namespace) -> int:
     cfg = load_config(a.config, overrides=_stream_overrides(a, flag_overrides(a)))
     roles = a.role or ["parse", "detect", "explain"]
     return run_worker(cfg, roles, a.broker, loglevel=["warning", "info", "debug"][min(a.verbose, 2)])
+
+
+def cmd_topics(a: argparse.Namespace) -> int:
+    from stream.kafka_io import check_reachable
+    from stream.runner import create_topics, resolve_bootstrap
+
+    stream: dict = {}
+    over = {"stream": stream}
+    for flag, key in (("input_topic", "input_topic"), ("prefix", "prefix"), ("partitions", "partitions"),
+                      ("replication", "replication"), ("retention_ms", "retention_ms")):
+        if getattr(a, flag, None) is not None:
+            stream[key] = getattr(a, flag)
+    cfg = load_config(a.config, overrides=over)
+    bootstrap = resolve_bootstrap(cfg, a.broker)
+    if not bootstrap:
+        raise ConfigError("rlog topics needs --broker HOST:PORT, $RLOG_KAFKA_BROKER or stream.broker")
+    check_reachable(bootstrap, 10.0)
+    report = create_topics(cfg, bootstrap)
+    for name in report["created"]:
+        print(f"created {name}")
+    for name in report["existing"]:
+        print(f"exists  {name}")
+    for msg in report["mismatches"]:
+        print(f"differs {msg}")
+    return 1 if a.strict and report["mismatches"] else 0
 
 
 def cmd_replay(a: argparse.Namespace) -> int:
