@@ -49,7 +49,37 @@ def test_every_ci_values_file_lints_renders_and_validates(values_file):
     docs = manifests(render(values))
     assert of_kind(docs, "Deployment") and of_kind(docs, "ConfigMap") and of_kind(docs, "Service")
     for d in docs:
+        if d["apiVersion"].split("/")[0] in CRD_GROUPS:  # not in the Kubernetes schema: checked below
+            assert_custom_resource(d)
+            continue
         kubernetes_validate.validate(d, KUBE, strict=True)
+
+
+CRD_GROUPS = {"keda.sh", "monitoring.coreos.com"}
+# the fields each custom resource's CRD requires (KEDA 2.x, Prometheus Operator v1), and their types
+CRD_REQUIRED = {
+    "ScaledObject": {"spec.scaleTargetRef.name": str, "spec.triggers": list},
+    "TriggerAuthentication": {"spec.secretTargetRef": list},
+    "ServiceMonitor": {"spec.selector.matchLabels": dict, "spec.endpoints": list},
+}
+
+
+def _at(doc: dict, dotted: str):
+    for part in dotted.split("."):
+        doc = doc[part]
+    return doc
+
+
+def assert_custom_resource(d: dict) -> None:
+    assert d["metadata"]["name"] and d["kind"] in CRD_REQUIRED, d["kind"]
+    for field, kind in CRD_REQUIRED[d["kind"]].items():
+        assert isinstance(_at(d, field), kind) and _at(d, field), f"{d['kind']} {field}"
+    if d["kind"] == "ScaledObject":
+        for t in d["spec"]["triggers"]:
+            assert t["type"] == "kafka" and all(isinstance(v, str) for v in t["metadata"].values())
+            assert {"bootstrapServers", "consumerGroup", "topic", "lagThreshold"} <= set(t["metadata"])
+    if d["kind"] == "TriggerAuthentication":
+        assert all({"parameter", "name", "key"} <= set(r) for r in d["spec"]["secretTargetRef"])
 
 
 def test_the_default_fleet_is_one_consumer_group_running_every_role():
@@ -92,6 +122,46 @@ def test_split_fleets_scale_apart_within_the_partitions():
     assert hpa["spec"]["maxReplicas"] == 24 and "replicas" not in fleets["parse"]["spec"]
 
 
+def test_keda_scales_each_fleet_on_the_lag_of_the_topics_it_reads():
+    docs = manifests(render(yaml.safe_load((CHART / "ci" / "values-keda.yaml").read_text())))
+    scaled = {d["metadata"]["labels"]["rlog.dev/fleet"]: d for d in of_kind(docs, "ScaledObject")}
+    parse, model = scaled["parse"]["spec"], scaled["model"]["spec"]
+    assert [t["metadata"]["topic"] for t in parse["triggers"]] == ["rlog.raw"]
+    assert [t["metadata"]["topic"] for t in model["triggers"]] == ["rlog.sessions", "rlog.escalations"]
+    # the consumer groups the workers join (stream.app: <app-id>.<roles>)
+    assert parse["triggers"][0]["metadata"]["consumerGroup"] == "rl-rlog-parse.parse"
+    assert model["triggers"][0]["metadata"]["consumerGroup"] == "rl-rlog-model.detect+explain"
+    assert model["maxReplicaCount"] == 16 and not of_kind(docs, "HorizontalPodAutoscaler")
+    [auth] = of_kind(docs, "TriggerAuthentication")
+    assert {r["parameter"] for r in auth["spec"]["secretTargetRef"]} == {"sasl", "username", "password", "tls"}
+    assert all(t["authenticationRef"]["name"] == auth["metadata"]["name"] for t in model["triggers"])
+    [sm] = of_kind(docs, "ServiceMonitor")
+    [svc] = of_kind(docs, "Service")
+    assert sm["spec"]["endpoints"][0]["port"] == svc["spec"]["ports"][0]["name"] == "http-metrics"
+    assert set(sm["spec"]["selector"]["matchLabels"].items()) <= set(svc["metadata"]["labels"].items())
+
+
+def test_the_dashboard_plots_metrics_the_worker_exports():
+    """Every metric a panel queries is one stream/metrics.py registers (counters with _total,
+    histograms with _bucket): a renamed metric fails here, not as an empty panel."""
+    import json
+    import re
+
+    from stream.metrics import WorkerMetrics
+
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    exported = {m.name + sfx for m in WorkerMetrics().registry.collect() for sfx in suffixes.get(m.type, ("",))}
+    docs = manifests(render({"kafka": {"bootstrap": "k:9092"}, "metrics": {"dashboard": {"enabled": True}}}))
+    [cm] = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dash = json.loads(cm["data"]["rlog.json"])
+    queried = {name for p in dash["panels"] for t in p["targets"] for name in re.findall(r"\b(rlog_[a-z_]+)", t["expr"])}
+    assert queried and queried <= exported, queried - exported
+    titles = " ".join(p["title"].lower() for p in dash["panels"])
+    for what in ("lines", "sessions", "verdicts", "escalations", "alerts", "latency", "hit ratio", "lag", "dead letters"):
+        assert what in titles
+
+
 @pytest.mark.parametrize("values, message", [
     ({"kafka": {"bootstrap": ""}}, "kafka.bootstrap is required"),
     ({"kafka": {"bootstrap": "k:9092"}, "workers": [{"name": "all", "roles": ["parse", "detect", "explain"]},
@@ -104,6 +174,14 @@ def test_split_fleets_scale_apart_within_the_partitions():
                    "autoscaling": {"hpa": {"enabled": True, "minReplicas": 1, "maxReplicas": 8,
                                            "targetCPUUtilizationPercentage": 70}}}]},
      "maxReplicas \\(8\\) exceeds topics.partitions \\(4\\)"),
+    ({"kafka": {"bootstrap": "k:9092"},
+      "workers": [{"name": "all", "roles": ["parse", "detect", "explain"], "autoscaling": {"keda": {"enabled": True}}}]},
+     "no KEDA API"),
+    ({"kafka": {"bootstrap": "k:9092"}, "metrics": {"serviceMonitor": {"enabled": True}}}, "no Prometheus Operator API"),
+    ({"kafka": {"bootstrap": "k:9092"}, "keda": {"assumeInstalled": True}, "topics": {"partitions": 2},
+      "workers": [{"name": "all", "roles": ["parse", "detect", "explain"],
+                   "autoscaling": {"keda": {"enabled": True, "maxReplicaCount": 3}}}]},
+     "maxReplicaCount \\(3\\) exceeds topics.partitions \\(2\\)"),
 ])
 def test_a_deployment_that_cannot_work_fails_with_the_reason(values, message):
     with pytest.raises(helm_python.HelmError, match=message):
