@@ -326,6 +326,9 @@ class StreamConfig(_Section):
                                   description="longest a record may wait to be delivered before its send counts as "
                                               "failed: the worker then says degraded on /health, waits and sends it "
                                               "again, holding the input it came from (nothing is dropped)")
+    stall_after_s: float = Field(300.0, ge=10, description="/live answers 503 (a liveness probe restarts the worker) "
+                                                          "when input waits and no batch was taken for this long, "
+                                                          "with no reported outage holding it")
     session_timeout_s: float = Field(60.0, ge=6, le=300,
                                      description="consumer-group session timeout: how long a dead worker keeps its "
                                                  "partitions before the group moves them (failover time)")

@@ -111,6 +111,10 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                            compacting=True if k == "state" else None)
               for k, v in names.items()}
     health: dict[str, Any] = {"roles": list(roles), "started": time.time(), "model_failing": False}
+    progress = {"at": time.monotonic(), "waiting": False}  # last batch taken or finished; input behind?
+
+    def progressed() -> None:
+        progress["at"] = time.monotonic()
     cascade_box: dict[str, Cascade] = {}
 
     cascade_lock = asyncio.Lock()
@@ -470,7 +474,9 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         async def parse(stream):
             parse_stream["s"] = stream
             async for events in stream.noack_take(sc.take_max, within=sc.take_within_s):
+                progressed()
                 await parse_batch(stream, events)
+                progressed()
 
         def caught_up(partition: int, st: PartitionState) -> bool:
             """Every record of the partition up to its end is folded into ``st``."""
@@ -523,6 +529,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         @app.agent(topics["sessions"], name="rlog.detect")
         async def detect(stream):
             async for events in stream.noack_take(fast_batch * 4, within=cfg.cascade.max_wait_s):
+                progressed()
                 metrics.batch_size.labels("detect").observe(len(events))
                 sessions, ok_events = [], []
                 for ev in events:
@@ -570,6 +577,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         @app.agent(topics["escalations"], name="rlog.explain")
         async def explain(stream):
             async for events in stream.noack_take(cfg.cascade.full.batch_size, within=cfg.cascade.max_wait_s):
+                progressed()
                 metrics.batch_size.labels("explain").observe(len(events))
                 items, item_events, unfamiliar = [], [], {}
                 for ev in events:
@@ -607,6 +615,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
     async def measure_lag() -> None:
         try:
             consumer = app.consumer
+            waiting = False
             for tp in consumer.assignment():
                 if tp.topic == names["state"] or tp.topic.endswith("__assignor-__leader"):
                     continue
@@ -614,11 +623,13 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 pos = await consumer.position(tp)
                 if hw is not None and pos is not None:
                     metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - pos))
+                    waiting = waiting or hw > pos
                 # Faust's record of what it committed (the next offset to read), or where it
                 # started when it has committed nothing yet
                 done = getattr(consumer, "_committed_offset", {}).get(tp)
                 if hw is not None and (done is not None or pos is not None):
                     metrics.committed_lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - (done or 0)))
+            progress["waiting"] = waiting
         except Exception as e:  # lag is best effort; never let it stop the worker
             log.debug("lag measurement failed: %r", e)
 
@@ -651,8 +662,29 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 "topics": names}
         return web.json(body, status=200 if status == "ok" else 503)
 
+    @app.page("/live")
+    async def live_page(web, request):
+        """Liveness: answered by the event loop itself (a blocked loop answers nothing), and 503 only
+        when the worker is stalled: input waits and no batch was taken for stream.stall_after_s while
+        nothing it already reports (a failing model, broker or publish) explains the wait. Those
+        outages are readiness (/health): a restart would not mend them."""
+        held = bool(health["model_failing"] or health.get("broker_unreachable_since") or health.get("publish_failing"))
+        why = stalled(time.monotonic(), progress["at"], progress["waiting"], held, sc.stall_after_s)
+        body = {"status": "stalled" if why else "ok", "reason": why,
+                "idle_s": round(time.monotonic() - progress["at"], 1), "input_waiting": progress["waiting"]}
+        return web.json(body, status=503 if why else 200)
+
     app.rlog_topics = names  # type: ignore[attr-defined]
     return app
+
+
+def stalled(now: float, progress_at: float, waiting: bool, held: bool, after_s: float) -> str | None:
+    """Why the worker counts as stalled, or None: input is waiting behind its consumer, no batch was
+    taken or finished for ``after_s``, and no outage it already reports holds the input."""
+    idle = now - progress_at
+    if waiting and not held and idle >= after_s:
+        return f"input is waiting and no batch was taken for {idle:.0f}s (stream.stall_after_s={after_s:.0f})"
+    return None
 
 
 def _too_large(e: BaseException) -> bool:

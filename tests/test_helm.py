@@ -92,7 +92,7 @@ def test_the_default_fleet_is_one_consumer_group_running_every_role():
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert c["securityContext"]["readOnlyRootFilesystem"] is True and c["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert {v["mountPath"] for v in c["volumeMounts"]} >= {"/etc/rlog", "/var/lib/rlog", "/tmp"}
-    assert c["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/health" and c["livenessProbe"]["httpGet"]["path"] == "/live"
     [cm] = of_kind(docs, "ConfigMap")
     cfg = yaml.safe_load(cm["data"]["rlog.yaml"])
     assert cfg["stream"]["web_bind"] == "0.0.0.0" and cfg["stream"]["partitions"] == 12

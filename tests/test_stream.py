@@ -129,6 +129,8 @@ def test_lines_in_alerts_out_with_health_and_metrics(broker, sim_dir, tiny_model
         port = cfg["stream"]["web_port"]
         health = orjson.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10).read())
         assert health["status"] == "ok" and health["roles"] == ["parse", "detect", "explain"]
+        live = orjson.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/live", timeout=10).read())
+        assert live["status"] == "ok" and live["reason"] is None  # caught up: nothing waits
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         values = {ln.split(" ")[0]: float(ln.split(" ")[1]) for ln in text.splitlines() if ln and not ln.startswith("#")}
         assert values["rlog_lines_total"] == 600
@@ -290,6 +292,15 @@ def test_a_session_over_the_record_limit_is_shrunk_not_a_crash(broker, tiny_mode
         assert b'rlog_records_trimmed_total{topic="sessions"} 1.0' in text
     finally:
         stop(proc)
+
+
+def test_a_worker_is_stalled_only_when_input_waits_unexplained_past_the_limit():
+    from stream.app import stalled
+
+    assert stalled(1000.0, 600.0, True, False, 300.0) and "400s" in stalled(1000.0, 600.0, True, False, 300.0)
+    assert stalled(1000.0, 600.0, False, False, 300.0) is None  # idle because nothing arrives: alive
+    assert stalled(1000.0, 600.0, True, True, 300.0) is None  # held by a reported outage: readiness, not liveness
+    assert stalled(1000.0, 800.0, True, False, 300.0) is None  # a slow batch within the limit
 
 
 def test_rlog_topics_creates_what_a_worker_needs_once(broker, capsys):
