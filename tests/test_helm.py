@@ -37,6 +37,20 @@ def manifests(rendered: dict[str, str]) -> list[dict]:
     return out
 
 
+def load_config_text(text: str):
+    """The rendered rlog.yaml through rlog's own loader (types, ranges, unknown keys)."""
+    import tempfile
+
+    from rlog.config import load_config
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(text)
+    try:
+        return load_config(f.name)
+    finally:
+        os.unlink(f.name)
+
+
 def of_kind(docs: list[dict], kind: str) -> list[dict]:
     return [d for d in docs if d["kind"] == kind]
 
@@ -48,6 +62,8 @@ def test_every_ci_values_file_lints_renders_and_validates(values_file):
     assert lint["errors"] == [] and not [m for m in lint["messages"] if m["severity"] >= 3], lint
     docs = manifests(render(values))
     assert of_kind(docs, "Deployment") and of_kind(docs, "ConfigMap") and of_kind(docs, "Service")
+    [cm] = [d for d in of_kind(docs, "ConfigMap") if "rlog.yaml" in d["data"]]
+    load_config_text(cm["data"]["rlog.yaml"])  # the worker's own validation accepts the rendered config
     for d in docs:
         if d["apiVersion"].split("/")[0] in CRD_GROUPS:  # not in the Kubernetes schema: checked below
             assert_custom_resource(d)
@@ -120,6 +136,42 @@ def test_split_fleets_scale_apart_within_the_partitions():
     assert len(groups) == 2  # one consumer group per fleet
     [hpa] = of_kind(docs, "HorizontalPodAutoscaler")
     assert hpa["spec"]["maxReplicas"] == 24 and "replicas" not in fleets["parse"]["spec"]
+
+
+def test_the_gpu_model_server_serves_both_adapters_and_the_workers_call_it():
+    docs = manifests(render(yaml.safe_load((CHART / "ci" / "values-gpu-model-server.yaml").read_text())))
+    server = next(d for d in of_kind(docs, "Deployment") if d["metadata"]["labels"]["app.kubernetes.io/component"]
+                  == "model-server")
+    pod = server["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    args = c["args"]
+    assert c["command"] == ["vllm"] and args[:2] == ["serve", "/opt/rlog/models/SmolLM2-135M-Instruct"]
+    assert "--enable-lora" in args and "--enable-prefix-caching" in args
+    i = args.index("--lora-modules")
+    assert set(args[i + 1: i + 3]) == {"rlog-fast=/opt/rlog/adapters/rlog-fast", "rlog=/opt/rlog/adapters/rlog"}
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == 1 and pod["runtimeClassName"] == "nvidia"
+    assert any(v.get("emptyDir", {}).get("medium") == "Memory" for v in pod["volumes"])  # shm
+    assert pod["tolerations"] and pod["nodeSelector"]
+    services = {d["metadata"]["name"]: d for d in of_kind(docs, "Service")}
+    assert "rl-rlog-model-server" in services
+    [cm] = [d for d in of_kind(docs, "ConfigMap") if "rlog.yaml" in d["data"]]
+    cfg = load_config_text(cm["data"]["rlog.yaml"])
+    for stage, served in (("fast", "rlog-fast"), ("full", "rlog")):
+        spec = getattr(cfg.cascade, stage)
+        assert spec.backend == "openai" and spec.base_url == "http://rl-rlog-model-server:8000/v1"
+        assert spec.adapter == served  # its served name, and the local calibration / category model
+    model_fleet = next(d for d in of_kind(docs, "Deployment") if d["metadata"]["labels"].get("rlog.dev/fleet") == "model")
+    env = {e["name"]: e for e in _container(model_fleet)["env"]}
+    assert env["RLOG_MODEL_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "model-server-key"
+
+
+def test_the_in_process_fleet_loads_the_models_itself():
+    docs = manifests(render(yaml.safe_load((CHART / "ci" / "values-in-process.yaml").read_text())))
+    assert not [d for d in of_kind(docs, "Deployment") if "model-server" in d["metadata"]["name"]]
+    [cm] = [d for d in of_kind(docs, "ConfigMap") if "rlog.yaml" in d["data"]]
+    cfg = load_config_text(cm["data"]["rlog.yaml"])
+    assert cfg.cascade.fast.backend == cfg.cascade.full.backend == "transformers"
+    assert cfg.cascade.fast.adapter == "rlog-fast"  # the shipped adapters on the built-in model
 
 
 def test_keda_scales_each_fleet_on_the_lag_of_the_topics_it_reads():
