@@ -30,6 +30,11 @@ class ModelNotFound(RlogError, FileNotFoundError):
     """A model or adapter path that does not exist or is not a model; says what to do."""
 
 
+# A folder of models converted ahead of time (`rlog model prepare` with RLOG_CACHE_DIR pointing at its
+# parent, at an image's build): used before the cache, which may then be an empty, writable volume.
+MODELS_ENV = "RLOG_MODELS_DIR"
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("RLOG_CACHE_DIR") or Path.home() / ".cache" / "rlog")
 
@@ -106,7 +111,11 @@ def resolve_model(name_or_path: str) -> Path:
     """A local HF model folder for a built-in name or a path; converts the built-in once."""
     key = name_or_path.strip().lower()
     if key in _BUILTIN_GGUF:
-        out = cache_dir() / "models" / _BUILTIN_GGUF[key][2]
+        folder = _BUILTIN_GGUF[key][2]
+        prepared = os.environ.get(MODELS_ENV)
+        if prepared and (Path(prepared) / folder / "config.json").is_file():
+            return Path(prepared) / folder  # converted ahead (a container image), read-only is fine
+        out = cache_dir() / "models" / folder
         if not (out / "config.json").is_file():
             convert_gguf(_gguf_file(key), out)
         return out
