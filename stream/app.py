@@ -88,7 +88,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
     # One consumer group per role set: workers running the same roles share partitions, and
     # a parse-only fleet and a model fleet scale apart. (Do not mix all-role and single-role
     # workers on one input: both groups would read it.)
-    group = sc.app_id if set(roles) == set(ROLES) else f"{sc.app_id}.{'+'.join(r for r in ROLES if r in roles)}"
+    group = group_id(sc.app_id, roles)
     app = faust.App(
         group, broker=faust_broker_url(bootstrap), store="memory://", autodiscover=False,
         datadir=str(datadir), web_enabled=True, web_port=sc.web_port, web_bind=sc.web_bind,
@@ -676,6 +676,13 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
 
     app.rlog_topics = names  # type: ignore[attr-defined]
     return app
+
+
+def group_id(app_id: str, roles: Iterable[str]) -> str:
+    """The consumer group (and Faust app id) of workers running ``roles``: ``app_id`` for all roles,
+    else ``app_id.<roles joined by +>`` in pipeline order (what a lag-based autoscaler must watch)."""
+    roles = set(roles)
+    return app_id if roles == set(ROLES) else f"{app_id}.{'+'.join(r for r in ROLES if r in roles)}"
 
 
 def stalled(now: float, progress_at: float, waiting: bool, held: bool, after_s: float) -> str | None:

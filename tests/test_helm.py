@@ -180,9 +180,16 @@ def test_keda_scales_each_fleet_on_the_lag_of_the_topics_it_reads():
     parse, model = scaled["parse"]["spec"], scaled["model"]["spec"]
     assert [t["metadata"]["topic"] for t in parse["triggers"]] == ["rlog.raw"]
     assert [t["metadata"]["topic"] for t in model["triggers"]] == ["rlog.sessions", "rlog.escalations"]
-    # the consumer groups the workers join (stream.app: <app-id>.<roles>)
+    # the consumer groups the rendered workers join, as the worker itself names them
+    from stream.app import group_id
+
+    for dep in of_kind(docs, "Deployment"):
+        args = _container(dep)["args"]
+        app_id = args[args.index("--app-id") + 1]
+        roles = [args[i + 1] for i, a in enumerate(args) if a == "--role"]
+        fleet = scaled[dep["metadata"]["labels"]["rlog.dev/fleet"]]["spec"]
+        assert {t["metadata"]["consumerGroup"] for t in fleet["triggers"]} == {group_id(app_id, roles)}
     assert parse["triggers"][0]["metadata"]["consumerGroup"] == "rl-rlog-parse.parse"
-    assert model["triggers"][0]["metadata"]["consumerGroup"] == "rl-rlog-model.detect+explain"
     assert model["maxReplicaCount"] == 16 and not of_kind(docs, "HorizontalPodAutoscaler")
     [auth] = of_kind(docs, "TriggerAuthentication")
     assert {r["parameter"] for r in auth["spec"]["secretTargetRef"]} == {"sasl", "username", "password", "tls"}
