@@ -101,6 +101,7 @@ def assert_custom_resource(d: dict) -> None:
 def test_the_default_fleet_is_one_consumer_group_running_every_role():
     docs = manifests(render({"kafka": {"bootstrap": "kafka:9092"}}))
     [dep] = of_kind(docs, "Deployment")
+    assert dep["spec"]["replicas"] == 1
     c = dep["spec"]["template"]["spec"]["containers"][0]
     assert c["command"] == ["rlog"] and c["args"][:3] == ["run", "--config", "/etc/rlog/rlog.yaml"]
     assert [c["args"][i + 1] for i, a in enumerate(c["args"]) if a == "--role"] == ["parse", "detect", "explain"]
@@ -191,6 +192,7 @@ def test_keda_scales_each_fleet_on_the_lag_of_the_topics_it_reads():
         assert {t["metadata"]["consumerGroup"] for t in fleet["triggers"]} == {group_id(app_id, roles)}
     assert parse["triggers"][0]["metadata"]["consumerGroup"] == "rl-rlog-parse.parse"
     assert model["maxReplicaCount"] == 16 and not of_kind(docs, "HorizontalPodAutoscaler")
+    assert all("replicas" not in d["spec"] for d in of_kind(docs, "Deployment"))  # KEDA owns the count
     [auth] = of_kind(docs, "TriggerAuthentication")
     assert {r["parameter"] for r in auth["spec"]["secretTargetRef"]} == {"sasl", "username", "password", "tls"}
     assert all(t["authenticationRef"]["name"] == auth["metadata"]["name"] for t in model["triggers"])
