@@ -44,8 +44,7 @@ def load_stage_backends(cascade: CascadeConfig, *, fast: bool | Backend = True, 
     if not isinstance(full, bool):
         e = full
     elif full and cascade.escalate:
-        keys = _IDENTITY & set(type(cascade.full).model_fields)
-        same = cascade.full.model_dump(include=keys) == cascade.fast.model_dump(include=keys)
+        same = cascade.full.model_dump(include=_IDENTITY) == cascade.fast.model_dump(include=_IDENTITY)
         e = f if (same and f is not None) else load_backend(cascade.full)
     else:
         e = None

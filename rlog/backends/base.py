@@ -89,3 +89,52 @@ def common_prefix(a: Sequence, b: Sequence) -> int:
         if a[i] != b[i]:
             return i
     return n
+
+
+def label_first_tokens(tokenizer, prefill: str, labels: Sequence[str], model_id: str) -> list[int]:
+    """The first token of each label as generated right after ``prefill`` (how a one-pass scorer reads
+    a label's probability); distinct, or ``BackendError``."""
+    base = tokenizer(prefill, add_special_tokens=False)["input_ids"]
+    out = []
+    for label in labels:
+        ids = tokenizer(prefill + label, add_special_tokens=False)["input_ids"]
+        rest = ids[len(base):] if ids[: len(base)] == base else tokenizer(label, add_special_tokens=False)["input_ids"]
+        if not rest:
+            raise BackendError(f"label {label!r} has no tokens after {prefill!r} in {model_id}'s tokenizer")
+        out.append(rest[0])
+    if len(set(out)) != len(out):
+        raise BackendError(f"labels {list(labels)} share a first token in {model_id}'s tokenizer: they cannot "
+                           "be scored in one pass (set cascade.scoring: generate)")
+    return out
+
+
+def renormalised(logps: Sequence[float]) -> list[float]:
+    """Probabilities from log-probabilities, renormalised over them alone (a choice among fixed strings)."""
+    top = max(logps)
+    weights = [math.exp(x - top) for x in logps]
+    z = sum(weights)
+    return [w / z for w in weights]
+
+
+class TextTranscript:
+    """A ``Transcript`` whose whole state is its text, for engines that take the text again on every
+    step (a model server, vLLM: their prefix caches keep them from paying for it twice)."""
+
+    def __init__(self, backend, text: str) -> None:
+        self._b = backend
+        self.text = text
+        self.steps = 0  # requests made (a cost figure)
+
+    def extend(self, text: str) -> None:
+        self.text += text
+
+    def reset(self, text: str) -> None:
+        self.text = text
+
+    def _written(self, text: str, finish: str, stop: Sequence[str]) -> tuple[str, str]:
+        """A generation joined to the transcript, cut before its first stop string."""
+        cuts = [text.find(s) for s in stop if s in text]
+        if cuts:
+            text, finish = text[: min(cuts)], "stop"
+        self.text += text
+        return text, finish

@@ -13,10 +13,9 @@ last, whose logits the next step computes.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 
-from rlog.backends.base import BackendError, common_prefix
+from rlog.backends.base import BackendError, common_prefix, renormalised
 from rlog.contract.prompts import ChatPrompt
 
 
@@ -149,10 +148,7 @@ class HFTranscript:
         del out, logp
         if len(self._cached) < base_cached:
             self._forward(self._ids[len(self._cached): base_cached], logits=False)
-        top = max(totals)
-        weights = [math.exp(t - top) for t in totals]
-        z = sum(weights)
-        return [w / z for w in weights]
+        return renormalised(totals)
 
     def generate(self, max_new_tokens: int, stop: Sequence[str] = (), repetition_penalty: float = 1.0,
                  no_repeat_ngram: int = 0) -> tuple[str, str]:

@@ -33,7 +33,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from rlog.backends.base import BackendError, Generation, GenerationParams, label_probability
+from rlog.backends.base import (
+    BackendError,
+    Generation,
+    GenerationParams,
+    TextTranscript,
+    label_first_tokens,
+    label_probability,
+    renormalised,
+)
 from rlog.backends.transformers_backend import render_chat
 from rlog.config import ModelSpec
 from rlog.contract.answers import TokenLogprob
@@ -247,17 +255,7 @@ class OpenAIBackend:
 
     def label_pieces(self, prefill: str, labels: Sequence[str] = VERDICTS) -> list[str]:
         """Each label's first token after ``prefill``, as the text the server names it by."""
-        tok = self.tokenizer
-        base = tok(prefill, add_special_tokens=False)["input_ids"]
-        out = []
-        for label in labels:
-            ids = tok(prefill + label, add_special_tokens=False)["input_ids"]
-            rest = ids[len(base):] if ids[: len(base)] == base else tok(label, add_special_tokens=False)["input_ids"]
-            out.append(tok.decode(rest[:1]))
-        if len(set(out)) != len(out):
-            raise BackendError(f"labels {list(labels)} share a first token in {self.model_id}'s tokenizer: they cannot "
-                               "be scored in one pass (set cascade.scoring: generate)")
-        return out
+        return [self.tokenizer.decode([t]) for t in label_first_tokens(self.tokenizer, prefill, labels, self.model_id)]
 
     def score(self, prompts: Sequence[ChatPrompt], labels: Sequence[str] = VERDICTS) -> list[float]:
         """P(last label) per prompt, from the top log-probabilities of the first generated token,
@@ -289,25 +287,12 @@ class OpenAIBackend:
         yield HTTPTranscript(self, self.render(prompt))
 
 
-class HTTPTranscript:
+class HTTPTranscript(TextTranscript):
     """``rlog.backends.base.Transcript`` over the completions API: the text is the whole state."""
-
-    def __init__(self, backend: OpenAIBackend, text: str) -> None:
-        self._b = backend
-        self.text = text
-        self.steps = 0
-
-    def extend(self, text: str) -> None:
-        self.text += text
-
-    def reset(self, text: str) -> None:
-        self.text = text
 
     def choose(self, choices: Sequence[str], end: str = "") -> list[float]:
         """P(choice + end) renormalised over the choices, from each continuation's prompt log-probabilities
         (``echo``); without log-probabilities, the server's greedy pick gets all the weight."""
-        import math
-
         if not choices:
             return []
         b = self._b
@@ -321,9 +306,7 @@ class HTTPTranscript:
                 if not lp.get("text_offset"):
                     raise BackendError(f"model server {b.base_url} did not echo the prompt's log-probabilities")
                 totals.append(echoed_logprob(lp, base, base + len(c) + len(end)))
-            top = max(totals)
-            w = [math.exp(t - top) for t in totals]
-            return [x / sum(w) for x in w]
+            return renormalised(totals)
         longest = max(b.count_tokens(c + end) for c in choices)
         out = b._gather([b._body(self.text, longest + 1)])[0]
         said = ((out.get("choices") or [{}])[0].get("text") or "")
@@ -339,12 +322,7 @@ class HTTPTranscript:
         self.steps += 1
         extra = {"frequency_penalty": round(repetition_penalty - 1.0, 3)} if repetition_penalty > 1.0 else {}
         gen = b._generation(b._gather([b._body(self.text, max_new_tokens, stop=stop, **extra)])[0], stop)
-        text, finish = gen.text, gen.finish_reason
-        cuts = [text.find(s) for s in stop if s in text]
-        if cuts:
-            text, finish = text[: min(cuts)], "stop"
-        self.text += text
-        return text, finish
+        return self._written(gen.text, gen.finish_reason, stop)
 
 
 def generation_of(out: dict, stop: Sequence[str], server: str = "the model server") -> Generation:

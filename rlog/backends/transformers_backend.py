@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from rlog.backends.base import BackendError, Generation, GenerationParams
+from rlog.backends.base import BackendError, Generation, GenerationParams, label_first_tokens
 from rlog.config import ModelSpec
 from rlog.contract.answers import TokenLogprob
 from rlog.contract.prompts import VERDICTS, ChatPrompt, defang_tokens
@@ -167,19 +167,7 @@ class TransformersBackend:
 
     def label_tokens(self, prefill: str, labels: Sequence[str] = VERDICTS) -> list[int]:
         """The first token of each label as generated right after ``prefill``."""
-        tok = self.tokenizer
-        base = tok(prefill, add_special_tokens=False)["input_ids"]
-        out = []
-        for label in labels:
-            ids = tok(prefill + label, add_special_tokens=False)["input_ids"]
-            rest = ids[len(base):] if ids[: len(base)] == base else tok(label, add_special_tokens=False)["input_ids"]
-            if not rest:
-                raise BackendError(f"label {label!r} has no tokens after {prefill!r} in {self.model_id}'s tokenizer")
-            out.append(rest[0])
-        if len(set(out)) != len(out):
-            raise BackendError(f"labels {list(labels)} share a first token in {self.model_id}'s tokenizer: they cannot "
-                               "be scored in one pass (set cascade.scoring: generate)")
-        return out
+        return label_first_tokens(self.tokenizer, prefill, labels, self.model_id)
 
     def _instructions(self, prompt: ChatPrompt) -> str:
         """The rendered text before the session: the same for every prompt with these instructions."""

@@ -19,14 +19,22 @@ backend reads.
 
 from __future__ import annotations
 
-import math
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from rlog.backends.base import BackendError, Generation, GenerationParams, common_prefix, label_probability
+from rlog.backends.base import (
+    BackendError,
+    Generation,
+    GenerationParams,
+    TextTranscript,
+    common_prefix,
+    label_first_tokens,
+    label_probability,
+    renormalised,
+)
 from rlog.backends.transformers_backend import render_chat
 from rlog.config import ModelSpec
 from rlog.contract.answers import TokenLogprob
@@ -160,16 +168,7 @@ class VLLMBackend:
         return results
 
     def label_tokens(self, prefill: str, labels: Sequence[str] = VERDICTS) -> list[int]:
-        base = self._ids(prefill)
-        out = []
-        for label in labels:
-            ids = self._ids(prefill + label)
-            rest = ids[len(base):] if ids[: len(base)] == base else self._ids(label)
-            out.append(rest[0])
-        if len(set(out)) != len(out):
-            raise BackendError(f"labels {list(labels)} share a first token in {self.model_id}'s tokenizer: they cannot "
-                               "be scored in one pass (set cascade.scoring: generate)")
-        return out
+        return label_first_tokens(self.tokenizer, prefill, labels, self.model_id)
 
     def score(self, prompts: Sequence[ChatPrompt], labels: Sequence[str] = VERDICTS) -> list[float]:
         """P(last label) per prompt from the first generated position's top log-probabilities,
@@ -191,20 +190,9 @@ class VLLMBackend:
         yield VLLMTranscript(self, self.render(prompt))
 
 
-class VLLMTranscript:
+class VLLMTranscript(TextTranscript):
     """``rlog.backends.base.Transcript`` on the vLLM engine; the text is the state (prefix caching
     keeps the engine from paying for it again)."""
-
-    def __init__(self, backend: VLLMBackend, text: str) -> None:
-        self._b = backend
-        self.text = text
-        self.steps = 0
-
-    def extend(self, text: str) -> None:
-        self.text += text
-
-    def reset(self, text: str) -> None:
-        self.text = text
 
     def choose(self, choices: Sequence[str], end: str = "") -> list[float]:
         """P(choice + end) renormalised over the choices, from the prompt log-probabilities of each
@@ -228,9 +216,7 @@ class VLLMTranscript:
                     raise BackendError(f"vLLM gave no prompt log-probability for token {i} of a choice")
                 total += float(entry.logprob)
             totals.append(total)
-        top = max(totals)
-        w = [math.exp(t - top) for t in totals]
-        return [x / sum(w) for x in w]
+        return renormalised(totals)
 
     def generate(self, max_new_tokens: int, stop: Sequence[str] = (), repetition_penalty: float = 1.0,
                  no_repeat_ngram: int = 0) -> tuple[str, str]:
@@ -240,10 +226,4 @@ class VLLMTranscript:
         self.steps += 1
         sp = b._params(max_new_tokens, stop=stop, frequency_penalty=max(0.0, repetition_penalty - 1.0))
         o = b._run([b._ids(self.text)], sp)[0].outputs[0]
-        text = o.text
-        cuts = [text.find(s) for s in stop if s in text]
-        finish = "length" if o.finish_reason == "length" else "stop"
-        if cuts:
-            text, finish = text[: min(cuts)], "stop"
-        self.text += text
-        return text, finish
+        return self._written(o.text, "length" if o.finish_reason == "length" else "stop", stop)
