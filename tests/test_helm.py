@@ -274,7 +274,6 @@ def _env_here(container: dict, bootstrap: str) -> dict[str, str]:
         if "value" in e:
             env[e["name"]] = e["value"]
     env["RLOG_KAFKA_BROKER"] = bootstrap
-    env.pop("HOME", None)
     env["HOME"] = os.environ.get("HOME", "/tmp")
     env["RLOG_CACHE_DIR"] = os.environ.get("RLOG_CACHE_DIR", str(Path.home() / ".cache" / "rlog"))
     return env

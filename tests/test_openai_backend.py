@@ -74,7 +74,7 @@ def test_a_missing_model_name_is_a_clear_start_up_error(server):
 
 
 def test_an_unreachable_server_is_a_backend_error_after_retries():
-    from benchmarks.model_server import free_port
+    from stream.broker import free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(BackendError, match="unreachable"):
@@ -90,7 +90,7 @@ def test_an_unreachable_server_is_a_backend_error_after_retries():
 def test_a_server_outage_is_an_outage_to_the_cascade():
     """Retries inside the backend, then the cascade's, then BackendError: the stream holds the batch
     (``stream.poison``), and the plain-request probe says the backend does not answer."""
-    from benchmarks.model_server import free_port
+    from stream.broker import free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     b = OpenAIBackend(url, SERVED, resolve_model(SMOLLM2), retries=1, backoff_s=0.0, timeout_s=2, check=False)
