@@ -329,6 +329,11 @@ class StreamConfig(_Section):
     stall_after_s: float = Field(300.0, ge=10, description="/live answers 503 (a liveness probe restarts the worker) "
                                                           "when input waits and no batch was taken for this long, "
                                                           "with no reported outage holding it")
+    stop_timeout_s: float = Field(45.0, ge=1, le=3600,
+                                  description="longest a worker takes to stop after SIGTERM/SIGINT: past it, a stage "
+                                              "still busy (a model call, a send retrying) is abandoned and the process "
+                                              "exits; keep it under the pod's terminationGracePeriodSeconds (the "
+                                              "chart sets it 10 s under)")
     session_timeout_s: float = Field(60.0, ge=6, le=300,
                                      description="consumer-group session timeout: how long a dead worker keeps its "
                                                  "partitions before the group moves them (failover time)")

@@ -30,16 +30,19 @@ import orjson
 
 from rlog.cascade.cascade import Cascade
 from rlog.config import RlogConfig
-from rlog.contract.answers import FastAnswer
 from rlog.pipeline.lines import DeadLetter, decode_line
-from rlog.pipeline.sessions import Session, session_from_dict
+from rlog.pipeline.sessions import Session
 from rlog.pipeline.sessions.sizing import fit_session
+from rlog.wire import RecordError, StateKeys
+from rlog.wire.sessions import Limits, decode_escalation, decode_session
 from stream.checkpoint import (
     MEMORY_KEY,
     PartitionState,
+    Refused,
     checkpoint_records,
     restore_memory,
     restore_states,
+    sealed,
     snapshot_memory,
     snapshot_state,
 )
@@ -103,6 +106,12 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
         key_serializer="raw", value_serializer="raw", **_credentials(),
     )
     metrics = WorkerMetrics()
+    limits = Limits.of(cfg)
+    state_keys = StateKeys.from_env()
+    if not state_keys.enabled and ("parse" in roles or cfg.cascade.memory.persist):
+        log.warning("state records are not sealed: set RLOG_STATE_KEY (a Secret) so a worker refuses parser "
+                    "checkpoints and verdict memory it did not write; without it, whoever can write %s can inject "
+                    "sessions", names["state"])
     state_slots: dict[bytes, str] = {}  # which slot each chunked checkpoint is in (stream.checkpoint)
     app.rlog_metrics = metrics  # type: ignore[attr-defined]
     pool = concurrent.futures.ThreadPoolExecutor(sc.model_threads, thread_name_prefix="rlog-model")
@@ -116,6 +125,7 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
     def progressed() -> None:
         progress["at"] = time.monotonic()
     cascade_box: dict[str, Cascade] = {}
+    refused_state: list[Refused] = []  # state records refused on restore, to set aside on the dead-letter topic
 
     cascade_lock = asyncio.Lock()
 
@@ -126,6 +136,8 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
             async with cascade_lock:
                 if "c" not in cascade_box:
                     await in_pool(build_cascade)
+        if refused_state:
+            await quarantine(refused_state)
         return cascade_box["c"]
 
     def build_cascade() -> None:
@@ -135,7 +147,8 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
             f, e = load_stage_backends(cfg.cascade, fast=fast or "detect" in roles, full=full or "explain" in roles)
             c = Cascade(f, e, cfg.cascade)  # type: ignore[arg-type]
             if cfg.cascade.memory.persist:
-                saved = restore_memory(bootstrap, names["state"], cfg, state_slots)
+                saved = restore_memory(bootstrap, names["state"], cfg, state_slots, keys=state_keys,
+                                       refused=refused_state)
                 if saved is not None:
                     n = c.load_memory(saved)
                     log.info("restored verdict memory: %d verdicts, %d known-normal templates", n, len(c.known))
@@ -154,8 +167,8 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
             return
         if time.monotonic() - memory_saved.get("t", 0.0) < cfg.cascade.memory.save_interval_s:
             return
-        for k, v in checkpoint_records(MEMORY_KEY, snapshot_memory(c.memory_state(), cfg), sc.max_record_bytes,
-                                      state_slots):
+        snap = sealed(state_keys, names["state"], MEMORY_KEY, snapshot_memory(c.memory_state(), cfg))
+        for k, v in checkpoint_records(MEMORY_KEY, snap, sc.max_record_bytes, state_slots):
             await send("state", k, v)
         memory_saved.update(t=time.monotonic(), calls=_calls(c))
         metrics.memory_entries.set(len(c.cache) + len(c.fast_cache) + len(c.full_cache) + len(c.known))
@@ -198,9 +211,35 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                     health.pop("publish_failing", None)
             return
 
-    async def dead_letter_event(stage: str, ev, reason: str) -> None:
-        """An internal-topic record no stage can read (written by another version, or corrupted)."""
+    quarantined: set[tuple[bytes, int]] = set()
+
+    async def quarantine(refused: list[Refused]) -> None:
+        """State records refused on restore, set aside once each on the dead-letter topic (a forged or
+        corrupt checkpoint stays there for whoever investigates; the compacted topic keeps it only
+        until this worker's next checkpoint of the key replaces it)."""
+        import base64
+
+        while refused:
+            r = refused.pop(0)
+            metrics.records_refused.labels(r.error.kind, r.error.reason).inc()
+            if (r.key, r.offset) in quarantined:
+                continue
+            if len(quarantined) > 10_000:
+                quarantined.clear()
+            quarantined.add((r.key, r.offset))
+            await send("dead_letters", r.key, orjson.dumps({
+                "stage": "restore", "reason": str(r.error), "topic": names["state"], "partition": 0,
+                "offset": r.offset, "key": r.key.decode("utf-8", "replace"),
+                "raw_base64": base64.b64encode(r.raw).decode()}))
+            metrics.dead_letters.labels("restore").inc()
+
+    async def dead_letter_event(stage: str, ev, reason: str, error: RecordError | None = None) -> None:
+        """An internal-topic record no stage can read (written by another version, corrupted or forged)."""
         m = ev.message
+        if error is not None:
+            metrics.records_refused.labels(error.kind, error.reason).inc()
+            log.error("%s: record at %s[%d] offset %d (key %r) refused: %s; set aside on the dead-letter topic",
+                      stage, m.topic, m.partition, m.offset, bytes(ev.key or b"")[:80].decode("utf-8", "replace"), error)
         raw = bytes(ev.value or b"")[:65536].decode("utf-8", "replace")
         await send("dead_letters", ev.key, orjson.dumps({"stage": stage, "reason": reason, "topic": m.topic,
                                                          "partition": m.partition, "offset": m.offset, "raw": raw}))
@@ -273,10 +312,12 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 want = sorted(set(partitions) - set(states))
                 if not want:
                     return
+                refused: list[Refused] = []
                 saved = await asyncio.to_thread(
                     restore_states, bootstrap, names["state"], cfg, state_slots,
                     lambda partition, reason: metrics.checkpoints_discarded.labels(reason).inc()
-                    if partition in want else None)
+                    if partition in want else None, keys=state_keys, refused=refused)
+                await quarantine([r for r in refused if not r.key.isdigit() or int(r.key) in want])
                 for partition in want:
                     if partition in states:
                         continue
@@ -287,8 +328,8 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                                  st.pipe.sessionizer.open_count)
                         unchecked.add(partition)
                     else:
-                        log.info("partition %d: no parser checkpoint on %s; starting cold from the committed "
-                                 "offset (templates and open sessions start afresh)", partition, names["state"])
+                        log.info("partition %d: no usable parser checkpoint on %s; it starts with fresh parser state "
+                                 "at the committed offset", partition, names["state"])
                         cold.add(partition)
                     states[partition] = st
 
@@ -361,7 +402,9 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 acks = list(pending_acks)
                 pending_acks.clear()
                 for partition, snap in snaps:
-                    for k, v in checkpoint_records(str(partition).encode(), snap, sc.max_record_bytes, state_slots):
+                    key = str(partition).encode()
+                    for k, v in checkpoint_records(key, sealed(state_keys, names["state"], key, snap), sc.max_record_bytes,
+                                                   state_slots):
                         await send("state", k, v)
                     metrics.checkpoints.inc()
                 for ev in acks:
@@ -534,10 +577,10 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 sessions, ok_events = [], []
                 for ev in events:
                     try:
-                        sessions.append(session_from_dict(orjson.loads(ev.value)))
+                        sessions.append(decode_session(ev.value, limits))
                         ok_events.append(ev)
-                    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                        await dead_letter_event("detect", ev, f"unreadable session record ({e})")
+                    except RecordError as e:
+                        await dead_letter_event("detect", ev, f"unreadable session record ({e})", e)
                         await stream.ack(ev)
                 if sessions:
                     c = await cascade()
@@ -582,14 +625,14 @@ def build_app(cfg: RlogConfig, bootstrap: str, roles: Iterable[str] = ROLES, *, 
                 items, item_events, unfamiliar = [], [], {}
                 for ev in events:
                     try:
-                        d = orjson.loads(ev.value)
-                        items.append((session_from_dict(d["session"]), FastAnswer(**d["fast"]), float(d["fast_ms"])))
-                        u = d.get("unfamiliar")  # absent from records written before incidents
-                        if isinstance(u, list):
-                            unfamiliar[items[-1][0].session_id] = frozenset(map(str, u))
-                        item_events.append(ev)
-                    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                        await dead_letter_event("explain", ev, f"unreadable escalation record ({e})")
+                        esc = decode_escalation(ev.value, limits)
+                    except RecordError as e:
+                        await dead_letter_event("explain", ev, f"unreadable escalation record ({e})", e)
+                        continue
+                    items.append((esc.session, esc.fast, esc.fast_ms))
+                    if esc.unfamiliar is not None:
+                        unfamiliar[esc.session.session_id] = esc.unfamiliar
+                    item_events.append(ev)
                 if items:
                     c = await cascade()
                     reused0 = c.stats.explanations_reused

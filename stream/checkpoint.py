@@ -17,14 +17,19 @@ import logging
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import orjson
 
 from rlog.config import RlogConfig
 from rlog.pipeline.pipeline import Pipeline
+from rlog.wire import RecordError, StateKeys, seal, unseal
+from rlog.wire import shape as S
+from rlog.wire.errors import MALFORMED, decoding
+from rlog.wire.state import MEMORY, PARSE_STATE, VERSION, decode_memory, decode_parse_state
 
 log = logging.getLogger(__name__)
-VERSION = 1
+CHECKPOINT = "checkpoint"  # a chunked record's manifest and pieces
 
 
 TIMING_ONLY = {"parse": {"multiline_flush_s"}, "session": {"timeout_s"}}
@@ -47,8 +52,8 @@ class PartitionState:
     or below it are skipped (they are already in the state).
     """
 
-    def __init__(self, cfg: RlogConfig) -> None:
-        self.pipe = Pipeline(cfg)
+    def __init__(self, cfg: RlogConfig, pipe: Pipeline | None = None) -> None:
+        self.pipe = pipe if pipe is not None else Pipeline(cfg)
         self.fingerprint = config_fingerprint(cfg)
         self.topic = cfg.stream.input_topic  # offsets mean something only on the topic they were read from
         self.offset = -1
@@ -64,36 +69,28 @@ class PartitionState:
 
 
 def snapshot_state(st: PartitionState) -> bytes:
-    """A ``PartitionState`` as compressed JSON."""
+    """A ``PartitionState`` as compressed JSON (sealed by the caller: ``sealed``)."""
     body = {"v": VERSION, "fingerprint": st.fingerprint, "topic": st.topic, "offset": st.offset,
             "event_ts": st.event_ts, "pipeline": st.pipe.state()}
     return zlib.compress(orjson.dumps(body), 3)
 
 
-class Discarded(ValueError):
-    """A readable checkpoint this worker must not continue from; ``reason`` names why (a metric label)."""
+def seal_name(topic: str, key: bytes) -> bytes:
+    """What a state record's seal binds it to: the state topic and the record key."""
+    return topic.encode() + b"\0" + key
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+
+def sealed(keys: StateKeys, topic: str, key: bytes, data: bytes) -> bytes:
+    return seal(keys, seal_name(topic, key), data)
 
 
 def load_snapshot(data: bytes, cfg: RlogConfig) -> PartitionState:
-    """A ``PartitionState`` from a checkpoint; ``Discarded`` when it does not fit this worker.
-
-    Its offset counts lines of the topic it was read from: a checkpoint of another input topic
-    (the prefix reused for a new topic) would make the worker skip that many lines of the new
-    one, so it is discarded, as one made with other parse/session settings is."""
-    body = orjson.loads(zlib.decompress(data))
-    fp = config_fingerprint(cfg)
-    if body.get("v") != VERSION or body.get("fingerprint") != fp:
-        raise Discarded("settings", "written with other parse/session settings")
-    topic = body.get("topic")  # absent in checkpoints of earlier versions: the topic they were read from is unknown
-    if topic is not None and topic != cfg.stream.input_topic:
-        raise Discarded("topic", f"written for input topic {topic!r}, this worker reads {cfg.stream.input_topic!r}")
-    st = PartitionState(cfg)
-    st.pipe.load_state(body["pipeline"])
-    st.offset, st.event_ts = body["offset"], body["event_ts"]
+    """A ``PartitionState`` from an unsealed checkpoint; ``RecordError`` when it cannot be used
+    (reason ``settings`` or ``topic`` when it is readable but made for another worker: its
+    offsets count lines of another topic, or its state was cut with other settings)."""
+    cp = decode_parse_state(data, cfg, config_fingerprint(cfg))
+    st = PartitionState(cfg, cp.pipeline)
+    st.offset, st.event_ts = cp.offset, cp.event_ts
     return st
 
 
@@ -130,65 +127,118 @@ def _piece_head(gen: str, i: int) -> bytes:
     return b"%s%s:%d\n" % (_CHUNK, gen.encode(), i)
 
 
-def latest_checkpoints(records, slots: dict[bytes, str] | None = None) -> dict[bytes, bytes]:
-    """The latest whole checkpoint under each key of a state topic's records (pieces put together)."""
-    latest: dict[bytes, bytes] = {}
+@dataclass(frozen=True)
+class Refused:
+    """A state record not restored: its key, where it lies, and why (``error.reason``: a metric label)."""
+
+    key: bytes
+    offset: int
+    error: RecordError
+    raw: bytes = b""
+
+
+def _manifest(value: bytes) -> dict:
+    with decoding(CHECKPOINT):
+        m = S.obj(S.json_bytes(value[len(_MANIFEST):], "checkpoint manifest"), "checkpoint manifest")
+        S.one_of(S.field(m, "slot", "manifest"), "manifest slot", ("a", "b"))
+        S.text(S.field(m, "gen", "manifest"), "manifest generation", 32)
+        S.integer(S.field(m, "pieces", "manifest"), "manifest pieces", lo=1, hi=1 << 16)
+        S.integer(S.field(m, "bytes", "manifest"), "manifest size", lo=0)
+        return m
+
+
+def latest_checkpoints(records, slots: dict[bytes, str] | None = None,
+                       refused: list[Refused] | None = None) -> dict[bytes, bytes]:
+    """The latest whole checkpoint under each key of a state topic's records (pieces put together).
+
+    A manifest that cannot be read, or whose pieces are not all there, is appended to ``refused``
+    (when given) and left out: the caller starts that key afresh."""
+    latest: dict[bytes, tuple[int, bytes]] = {}
     for rec in records:
         if rec.key is not None and rec.value is not None:
-            latest[bytes(rec.key)] = bytes(rec.value)
+            latest[bytes(rec.key)] = (getattr(rec, "offset", -1), bytes(rec.value))
     out: dict[bytes, bytes] = {}
-    for key, value in latest.items():
+
+    def refuse(key: bytes, offset: int, reason: str, message: str, raw: bytes) -> None:
+        err = RecordError(CHECKPOINT, reason, message)
+        log.error("state record %r at offset %d refused (%s); not restored", key.decode("utf-8", "replace")[:80],
+                  offset, err)
+        if refused is not None:
+            refused.append(Refused(key, offset, err, raw[:4096]))
+
+    for key, (offset, value) in latest.items():
         if b"#" in key:
             continue
         if not value.startswith(_MANIFEST):
             out[key] = value
             continue
-        m = orjson.loads(value[len(_MANIFEST):])
+        try:
+            m = _manifest(value)
+        except RecordError as e:
+            refuse(key, offset, e.reason, e.detail, value)
+            continue
         if slots is not None:
             slots[key] = m["slot"]
         parts = []
         for i in range(m["pieces"]):
-            piece = latest.get(_piece_key(key, m["slot"], i), b"")
+            piece = latest.get(_piece_key(key, m["slot"], i), (-1, b""))[1]
             head = _piece_head(m["gen"], i)
             if not piece.startswith(head):
-                log.error("checkpoint %s: piece %d of %d is missing or from another write; not restored",
-                          key.decode("utf-8", "replace"), i, m["pieces"])
+                refuse(key, offset, MALFORMED, f"piece {i} of {m['pieces']} is missing or from another write", value)
                 break
             parts.append(piece[len(head):])
         else:
             data = b"".join(parts)
             if len(data) == m["bytes"]:
                 out[key] = data
+            else:
+                refuse(key, offset, MALFORMED, f"its pieces hold {len(data)} bytes, the manifest says {m['bytes']}",
+                       value)
     return out
 
 
+def _offsets(records) -> dict[bytes, int]:
+    return {bytes(r.key): getattr(r, "offset", -1) for r in records if r.key is not None}
+
+
 def restore_states(bootstrap: str, topic: str, cfg: RlogConfig, slots: dict[bytes, str] | None = None,
-                   discarded: Callable[[int, str], None] | None = None) -> dict[int, PartitionState]:
+                   discarded: Callable[[int, str], None] | None = None, *, keys: StateKeys | None = None,
+                   refused: list[Refused] | None = None) -> dict[int, PartitionState]:
     """The latest checkpoint of every input partition found on ``topic`` ({} when none).
 
-    A checkpoint that cannot be used is logged with the reason, reported to ``discarded``
-    (partition, reason: ``settings``, ``topic``, ``unreadable``) and that partition starts cold."""
+    A checkpoint that cannot be used (corrupt, forged, out of bounds, made for other settings
+    or another topic) is logged with its key, offset and reason, reported to ``discarded``
+    (partition, reason), appended to ``refused`` and that partition starts cold. Nothing a
+    state record holds can stop the worker."""
     from stream.kafka_io import read_topic_to_end
 
-    latest: dict[int, bytes] = {}
-    for key, value in latest_checkpoints(read_topic_to_end(bootstrap, topic, timeout_s=120.0), slots).items():
-        try:
-            latest[int(key)] = value
-        except ValueError:
-            continue
+    keys = StateKeys.from_env() if keys is None else keys
+    records = read_topic_to_end(bootstrap, topic, timeout_s=120.0)
+    offsets = _offsets(records)
+    bad: list[Refused] = []
+    latest = latest_checkpoints(records, slots, bad)
+    for r in bad:
+        if r.key.isdigit() and discarded is not None:
+            discarded(int(r.key), r.error.reason)
     out = {}
-    for partition, data in latest.items():
+    for key, value in latest.items():
+        if not key.isdigit() or len(key) > 9:
+            continue  # the verdict memory, or a key no worker writes
+        partition = int(key)
         try:
-            out[partition] = load_snapshot(data, cfg)
-        except Discarded as e:
-            log.warning("partition %d: parser checkpoint %s; its templates and open sessions start afresh",
-                        partition, e)
+            out[partition] = load_snapshot(unseal(keys, seal_name(topic, key), value, PARSE_STATE), cfg)
+        except RecordError as e:
+            if e.reason in ("settings", "topic"):
+                log.warning("partition %d: parser checkpoint %s; its templates and open sessions start afresh",
+                            partition, e.detail)
+            else:
+                log.error("partition %d: parser checkpoint at offset %d of %s refused (%s); its templates and open "
+                          "sessions start afresh", partition, offsets.get(key, -1), topic, e)
+                bad.append(Refused(key, offsets.get(key, -1), e, value[:4096]))
             if discarded is not None:
                 discarded(partition, e.reason)
-        except (zlib.error, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            log.error("partition %d: unreadable parser checkpoint (%s); starting it afresh", partition, e)
-            if discarded is not None:
-                discarded(partition, "unreadable")
+    if refused is not None:
+        refused.extend(bad)
     return out
 
 
@@ -211,24 +261,34 @@ def snapshot_memory(memory: dict, cfg: RlogConfig) -> bytes:
     return zlib.compress(orjson.dumps({"v": VERSION, "fingerprint": memory_fingerprint(cfg), "memory": memory}), 3)
 
 
-def load_memory_snapshot(data: bytes, cfg: RlogConfig) -> dict | None:
-    """The saved memory, or None when it was made with other models or settings."""
-    body = orjson.loads(zlib.decompress(data))
-    if body.get("v") != VERSION or body.get("fingerprint") != memory_fingerprint(cfg):
-        log.warning("ignoring a verdict memory saved with other models or cascade settings")
-        return None
-    return body["memory"]
+def load_memory_snapshot(data: bytes, cfg: RlogConfig) -> dict:
+    """The saved memory (unsealed), checked row by row; ``RecordError`` when it cannot be used
+    (reason ``settings`` when made with other models or cascade settings)."""
+    return decode_memory(data, memory_fingerprint(cfg), max(cfg.cascade.memory.persist, 1) * 4)
 
 
-def restore_memory(bootstrap: str, topic: str, cfg: RlogConfig, slots: dict[bytes, str] | None = None) -> dict | None:
-    """The latest verdict memory on ``topic`` (None when there is none or it does not fit)."""
+def restore_memory(bootstrap: str, topic: str, cfg: RlogConfig, slots: dict[bytes, str] | None = None, *,
+                   keys: StateKeys | None = None, refused: list[Refused] | None = None) -> dict | None:
+    """The latest verdict memory on ``topic``: None when there is none or it cannot be used (logged
+    with its offset and reason, appended to ``refused``): a cache, the worker starts with an empty one."""
     from stream.kafka_io import read_topic_to_end
 
-    latest = latest_checkpoints(read_topic_to_end(bootstrap, topic, timeout_s=120.0), slots).get(MEMORY_KEY)
-    if latest is None:
-        return None
-    try:
-        return load_memory_snapshot(latest, cfg)
-    except (zlib.error, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        log.error("unreadable verdict memory (%s); starting with an empty one", e)
-        return None
+    keys = StateKeys.from_env() if keys is None else keys
+    records = read_topic_to_end(bootstrap, topic, timeout_s=120.0)
+    bad: list[Refused] = []
+    latest = latest_checkpoints(records, slots, bad).get(MEMORY_KEY)
+    bad = [r for r in bad if r.key == MEMORY_KEY]
+    result = None
+    if latest is not None:
+        try:
+            result = load_memory_snapshot(unseal(keys, seal_name(topic, MEMORY_KEY), latest, MEMORY), cfg)
+        except RecordError as e:
+            if e.reason == "settings":
+                log.warning("ignoring a verdict memory saved with other models or cascade settings")
+            else:
+                offset = _offsets(records).get(MEMORY_KEY, -1)
+                log.error("verdict memory at offset %d of %s refused (%s); starting with an empty one", offset, topic, e)
+                bad.append(Refused(MEMORY_KEY, offset, e, latest[:4096]))
+    if refused is not None:
+        refused.extend(bad)
+    return result

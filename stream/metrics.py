@@ -55,8 +55,13 @@ class WorkerMetrics:
                                     registry=r)
         self.checkpoints = Counter("rlog_state_checkpoints", "parser state checkpoints written", registry=r)
         self.checkpoints_discarded = Counter("rlog_state_checkpoints_discarded", "parser checkpoints found on "
-                                             "adoption but not continued from (settings, topic, unreadable)",
+                                             "adoption but not continued from (settings, topic, malformed, bounds, "
+                                             "unauthentic)",
                                              ["reason"], registry=r)
+        self.records_refused = Counter("rlog_records_refused", "records read back that no stage can use (corrupt, "
+                                       "out of bounds, or failing the state seal), by record kind and reason; each "
+                                       "is logged with its key and offset and set aside, the worker goes on",
+                                       ["kind", "reason"], registry=r)
         self.reread = Counter("rlog_input_reread", "input records read again because the group had committed past "
                               "what the partition's checkpoint covers (a stale or lost checkpoint)", registry=r)
         self.input_gap = Counter("rlog_input_gap", "input offsets neither covered by a checkpoint nor still on the "

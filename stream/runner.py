@@ -10,6 +10,7 @@ from rlog.config import RlogConfig
 from stream.app import ROLES, build_app, topic_names
 from stream.broker import EmbeddedBroker
 from stream.kafka_io import BROKER_ENV, broker_record_limit, check_reachable, ensure_topics
+from stream.stopping import StopDeadline, bounded_worker
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,6 @@ def load_models(cfg: RlogConfig, roles: Sequence[str]):
 def run_worker(cfg: RlogConfig, roles: Sequence[str] = ROLES, broker: str | None = None, *,
                loglevel: str = "warning") -> int:
     """Run until SIGINT/SIGTERM; returns the exit code."""
-    import faust
-
     bootstrap = resolve_bootstrap(cfg, broker)
     embedded = None
     if bootstrap is None:
@@ -78,7 +77,7 @@ def run_worker(cfg: RlogConfig, roles: Sequence[str] = ROLES, broker: str | None
         app = build_app(cfg, bootstrap, roles, fast=fast, full=full)
         print(f"rlog run: roles {', '.join(roles)}; reading {names['input']}, alerts to {names['alerts']}, "
               f"dead letters to {names['dead_letters']}; health and metrics on :{cfg.stream.web_port}", flush=True)
-        worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+        worker = bounded_worker(app, StopDeadline(cfg.stream.stop_timeout_s), loglevel=loglevel, quiet=True)
         try:
             worker.execute_from_commandline()
         except SystemExit as e:

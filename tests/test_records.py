@@ -123,7 +123,8 @@ def test_a_checkpoint_of_another_topic_or_other_settings_is_discarded_with_the_r
 
     from rlog.config import load_config
     from rlog.pipeline.lines import Line
-    from stream.checkpoint import Discarded, PartitionState, load_snapshot, snapshot_state
+    from rlog.wire import RecordError
+    from stream.checkpoint import PartitionState, load_snapshot, snapshot_state
 
     old = load_config(None, overrides={"stream": {"input_topic": "logs.v1"}})
     st = PartitionState(old)
@@ -132,10 +133,10 @@ def test_a_checkpoint_of_another_topic_or_other_settings_is_discarded_with_the_r
     st.offset = 42
     snap = snapshot_state(st)
     assert load_snapshot(snap, old).offset == 42  # the same worker continues from it
-    with pytest.raises(Discarded) as e:
+    with pytest.raises(RecordError) as e:
         load_snapshot(snap, load_config(None, overrides={"stream": {"input_topic": "logs.v2"}}))
     assert e.value.reason == "topic" and "logs.v1" in str(e.value)
-    with pytest.raises(Discarded) as e:
+    with pytest.raises(RecordError) as e:
         load_snapshot(snap, load_config(None, overrides={"stream": {"input_topic": "logs.v1"},
                                                          "session": {"size": 7}}))
     assert e.value.reason == "settings"

@@ -1,0 +1,288 @@
+"""Every record a worker reads back is untrusted (issue 30), on a real broker: a corrupt or
+forged parse-state record, a corrupt verdict memory, and a worker told to stop while a stage
+is stuck. Workers run as ``rlog run`` subprocesses, as operators run them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+from test_stream import (
+    PausableProxy,
+    _all_saved,
+    _assert_published_as_offline,
+    _closed_offline,
+    _committed,
+    _count_only_config,
+    _health,
+    _metrics,
+    expected_sessions,
+    produce_sim,
+    start_worker,
+    stop,
+    wait_for,
+    worker_config,
+)
+
+from rlog.config import load_config
+from rlog.pipeline.lines import Line
+from rlog.wire import StateKeys, seal
+from stream.broker import EmbeddedBroker, free_port
+from stream.checkpoint import MEMORY_KEY, PartitionState, memory_fingerprint, seal_name, snapshot_state
+from stream.kafka_io import ensure_topics, make_producer, read_topic
+from stream.runner import create_topics
+
+KEY = "k3y-for-the-state-topic-0123456789"
+
+
+@pytest.fixture(scope="module")
+def broker():
+    with EmbeddedBroker() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory):
+    from rlog.sim.engine import SimConfig
+    from rlog.sim.output import simulate
+
+    out = tmp_path_factory.mktemp("untrusted-sim")
+    simulate(SimConfig(seed=13, lines=600, fault_gap_s=20, warmup_s=5), out, progress=False)
+    return out
+
+
+def _write(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    p = make_producer(bootstrap)
+    for k, v in records:
+        p.send(topic, key=k, value=v)
+    p.flush()
+    p.close()
+
+
+def _forged_checkpoint(rcfg, source: str = "forged") -> bytes:
+    """A well-formed checkpoint holding open sessions of lines nobody produced."""
+    st = PartitionState(rcfg)
+    for i in range(1, 8):
+        st.pipe.feed(source, Line(i, orjson.dumps({"source": source, "message": f"ERROR forged failure {i}"}).decode()))
+    st.offset = 0
+    assert st.pipe.sessionizer.open_count > 0
+    return snapshot_state(st)
+
+
+def test_corrupt_and_forged_parse_state_never_stop_the_parse_role(broker, sim_dir, tiny_model_dir, tmp_path,
+                                                                  monkeypatch):
+    """Issue 30 items 1 and 3. Before: ``RLCM{not json`` under key 0 crash-looped the parse worker
+    (0 of 50 lines sessioned, on every restart: the compacted topic keeps the record), and a
+    forged checkpoint's open sessions were published as real. Now, with a state key, both are
+    refused (logged with key and offset, counted, set aside on the dead-letter topic), the
+    partitions start fresh, every line is sessioned exactly as offline, and nothing forged is
+    published; corrupted again while the worker is down, the restart starts cold and goes on."""
+    monkeypatch.setenv("RLOG_STATE_KEY", KEY)
+    cfg_path, cfg, rcfg = _count_only_config(tmp_path, tiny_model_dir, "hostile")
+    create_topics(load_config(cfg_path, env={}), broker.bootstrap)
+    state = "hostile.parse-state"
+    _write(broker.bootstrap, state, [(b"0", b"RLCM{not json"), (b"1", _forged_checkpoint(rcfg))])
+    log = tmp_path / "worker.log"
+    proc = start_worker(broker.bootstrap, cfg_path, log, "--role", "parse")
+    try:
+        produce_sim(broker.bootstrap, "hostile.raw", sim_dir, stop_at=300)
+        _all_saved(broker.bootstrap, "hostile", rcfg)
+        want = _closed_offline(broker.bootstrap, "hostile.raw", cfg)
+        recs = wait_for(broker.bootstrap, "hostile.sessions", len(want), distinct=True)
+        text = log.read_text(errors="replace")
+        _assert_published_as_offline(recs, want, text[-3000:])  # every line, nothing forged
+        assert "crash" not in text.lower() and proc.poll() is None, text[-3000:]
+        assert "refused" in text and "offset" in text
+        m = _metrics(cfg["stream"]["web_port"])
+        assert m['rlog_records_refused_total{kind="checkpoint",reason="malformed"}'] == 1
+        assert m['rlog_records_refused_total{kind="parse-state",reason="unauthentic"}'] == 1
+        dead = [orjson.loads(r.value) for r in read_topic(broker.bootstrap, "hostile.dead-letters", timeout_s=10)]
+        assert sorted(d["key"] for d in dead if d["stage"] == "restore") == ["0", "1"], dead
+    finally:
+        stop(proc)
+    committed = _committed(broker.bootstrap, "hostile.parse", "hostile.raw")
+    ends = {r.partition: r.offset + 1 for r in read_topic(broker.bootstrap, "hostile.sessions", timeout_s=10)}
+    # down: a sealed record whose payload is garbage (a buggy writer with the key) and a bad seal
+    keys = StateKeys(KEY.encode())
+    _write(broker.bootstrap, state, [(b"0", seal(keys, seal_name(state, b"0"), b"\x78garbage")),
+                                     (b"1", seal(StateKeys(b"another key entirely!"), seal_name(state, b"1"),
+                                                 _forged_checkpoint(rcfg)))])
+    produce_sim(broker.bootstrap, "hostile.raw", sim_dir, start=300)
+    want = _closed_offline(broker.bootstrap, "hostile.raw", cfg, since=committed)
+    start = log.stat().st_size
+    proc = start_worker(broker.bootstrap, cfg_path, log, "--role", "parse")
+    try:
+        deadline = time.monotonic() + 120
+        after: list = []
+        while time.monotonic() < deadline:
+            after = [r for r in read_topic(broker.bootstrap, "hostile.sessions", timeout_s=10, idle_s=1)
+                     if r.offset >= ends.get(r.partition, 0)]
+            if {r.key.decode() for r in after} >= set(want):
+                break
+            time.sleep(2)
+        text = log.read_bytes()[start:].decode(errors="replace")
+        _assert_published_as_offline(after, want, text[-3000:])
+        assert proc.poll() is None and "crash" not in text.lower(), text[-3000:]
+        m = _metrics(cfg["stream"]["web_port"])
+        assert m['rlog_records_refused_total{kind="parse-state",reason="malformed"}'] == 1
+        assert m['rlog_records_refused_total{kind="parse-state",reason="unauthentic"}'] == 1
+        assert m["rlog_state_cold_starts_total"] == sum(1 for p in (0, 1) if committed.get(p, 0) > 0)
+    finally:
+        stop(proc)
+
+
+def test_a_corrupt_verdict_memory_never_stops_detection(broker, sim_dir, tiny_model_dir, tmp_path):
+    """Issue 30 item 2. Before: a memory record with the right fingerprint and a garbage entry
+    crashed the detect agent every few seconds (0 alerts while parsing went on). Now it is
+    refused, the worker starts with an empty memory and every session is judged and alerted."""
+    cfg_path, cfg = worker_config(tmp_path, tiny_model_dir, "badmem")
+    cfg["cascade"]["memory"] = {"persist": 100, "save_interval_s": 1}
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    wcfg = load_config(cfg_path, env={})
+    create_topics(wcfg, broker.bootstrap)
+    body = {"v": 1, "fingerprint": memory_fingerprint(wcfg), "memory": {"cache": [["k", "not a verdict"]],
+                                                                        "known": [["api", "t", 1]]}}
+    _write(broker.bootstrap, "badmem.parse-state", [(MEMORY_KEY, zlib.compress(orjson.dumps(body)))])
+    want = expected_sessions(sim_dir, cfg)
+    log = tmp_path / "worker.log"
+    proc = start_worker(broker.bootstrap, cfg_path, log)
+    try:
+        produce_sim(broker.bootstrap, "badmem.raw", sim_dir)
+        alerts = wait_for(broker.bootstrap, "badmem.alerts", len(want), distinct=True)
+        text = log.read_text(errors="replace")
+        assert {orjson.loads(r.value)["session_id"] for r in alerts} == want, text[-3000:]
+        assert "crash" not in text.lower() and "restored verdict memory" not in text
+        assert "verdict memory at offset 0 of badmem.parse-state refused" in text
+        m = _metrics(cfg["stream"]["web_port"])
+        assert m['rlog_records_refused_total{kind="memory",reason="malformed"}'] == 1
+        assert m["rlog_alerts_total"] == len(want)
+    finally:
+        stop(proc)
+
+
+def _stopped_within(proc: subprocess.Popen, bound_s: float) -> float:
+    """Seconds from SIGTERM to exit; fails when the worker outlives ``bound_s``."""
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(bound_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        pytest.fail(f"the worker was still running {bound_s:.0f}s after SIGTERM")
+    return time.monotonic() - t0
+
+
+STOP_S = 8.0  # stream.stop_timeout_s in these tests
+BOUND_S = STOP_S + 12  # the deadline, plus the interpreter's own start of the exit
+
+
+def _stuck_config(tmp_path: Path, model: Path, name: str, **stream) -> tuple[Path, dict]:
+    cfg_path, cfg = worker_config(tmp_path, model, name, stop_timeout_s=STOP_S, **stream)
+    cfg["cascade"].update(retries=1, retry_backoff_s=0.1)
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    return cfg_path, cfg
+
+
+@pytest.fixture(scope="module")
+def failing_model(tmp_path_factory):
+    """A real model whose 64-position window is shorter than any prompt: every call fails (an outage)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from rlog.models import builtin_gguf, load_gguf_tokenizer
+
+    out = tmp_path_factory.mktemp("gpt2-64-stop")
+    tok = load_gguf_tokenizer(builtin_gguf())
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2,
+                               bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_sigterm_stops_a_worker_holding_a_model_outage_within_the_bound(broker, sim_dir, failing_model, tmp_path):
+    cfg_path, cfg = _stuck_config(tmp_path, failing_model, "stopout")
+    log = tmp_path / "worker.log"
+    proc = start_worker(broker.bootstrap, cfg_path, log)
+    try:
+        produce_sim(broker.bootstrap, "stopout.raw", sim_dir, stop_at=200)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not _health_field(cfg, "model_failing"):
+            time.sleep(1)
+        assert _health_field(cfg, "model_failing"), log.read_text(errors="replace")[-3000:]
+        took = _stopped_within(proc, BOUND_S)
+        print(f"stopped {took:.1f}s after SIGTERM while holding a model outage")
+    finally:
+        stop(proc)
+
+
+def test_sigterm_stops_a_worker_whose_sends_are_retrying_within_the_bound(sim_dir, tiny_model_dir, tmp_path):
+    proxy_port = free_port()
+    with EmbeddedBroker(advertised_port=proxy_port) as b:
+        proxy = PausableProxy(proxy_port, b.port)
+        proxy.resume()
+        bootstrap = f"127.0.0.1:{proxy_port}"
+        cfg_path, cfg = _stuck_config(tmp_path, tiny_model_dir, "stopsend", send_timeout_s=3)
+        cfg["session"]["timeout_s"] = 4  # open tails close on wall time, during the outage
+        cfg_path.write_text(yaml.safe_dump(cfg))
+        ensure_topics(bootstrap, {"stopsend.raw": 2})
+        log = tmp_path / "worker.log"
+        proc = start_worker(bootstrap, cfg_path, log, "--role", "parse")
+        try:
+            produce_sim(bootstrap, "stopsend.raw", sim_dir, stop_at=200)
+            assert len(wait_for(bootstrap, "stopsend.sessions", 2, timeout_s=90)) >= 2
+            proxy.pause()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not _health_field(cfg, "publish_failing"):
+                time.sleep(1)
+            assert _health_field(cfg, "publish_failing"), log.read_text(errors="replace")[-3000:]
+            took = _stopped_within(proc, BOUND_S)
+            print(f"stopped {took:.1f}s after SIGTERM while sends were retrying")
+        finally:
+            stop(proc)
+            proxy.pause()
+
+
+def test_sigterm_stops_a_worker_with_a_crashed_agent_within_the_bound(broker, sim_dir, tiny_model_dir, tmp_path):
+    """A bug some input finds in a stage (injected here: the session decoder raises an error that
+    is not a ``RecordError``) crashes its agent; SIGTERM still stops the worker within the bound."""
+    cfg_path, cfg = _stuck_config(tmp_path, tiny_model_dir, "stopcrash")
+    log = tmp_path / "worker.log"
+    code = ("import sys, stream.app\n"
+            "def boom(*a, **k):\n    raise RuntimeError('injected bug in the detect stage')\n"
+            "stream.app.decode_session = boom\n"
+            "from rlog.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-c", code, "-v", "run", "--broker", broker.bootstrap, "--config",
+                                 str(cfg_path)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        produce_sim(broker.bootstrap, "stopcrash.raw", sim_dir, stop_at=200)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "injected bug" not in log.read_text(errors="replace"):
+            time.sleep(1)
+        assert "injected bug" in log.read_text(errors="replace"), log.read_text(errors="replace")[-3000:]
+        if proc.poll() is None:
+            took = _stopped_within(proc, BOUND_S)
+            print(f"stopped {took:.1f}s after SIGTERM with a crashed agent")
+        else:  # the crash ended the worker by itself, within the bound of its own shutdown
+            assert proc.returncode != 0
+    finally:
+        stop(proc)
+
+
+def _health_field(cfg: dict, name: str):
+    try:
+        return _health(cfg["stream"]["web_port"])[1].get(name)
+    except OSError:
+        return None
