@@ -7,6 +7,7 @@ topic, so an archive replayed here gets the decisions the live stream would make
 from __future__ import annotations
 
 import csv
+import logging
 import sys
 import time
 from collections import Counter
@@ -24,7 +25,10 @@ from rlog.metrics import BinaryScores, TruthScorer, binary_scores
 from rlog.pipeline.lines import DeadLetter, read_lines
 from rlog.pipeline.pipeline import Pipeline
 from rlog.pipeline.sessions import Session
+from rlog.terminal import printable
 from rlog.truth import TruthReader
+
+log = logging.getLogger(__name__)
 
 _ABNORMAL_WORDS = {"anomaly", "abnormal", "1", "true", "yes", "fail", "failure"}
 _NORMAL_WORDS = {"normal", "0", "false", "no", "success", "-"}
@@ -83,6 +87,30 @@ class AnalyzeReport:
         return d
 
 
+def judge_isolating(cascade: Cascade, sessions: list[Session]) -> tuple[list, list[tuple[Session, BaseException]]]:
+    """``cascade.judge(sessions)``, stepping over a session the models fail on while others pass.
+
+    The same rule as the stream's (``stream.poison``): a batch that fails is tried session by
+    session; those that still fail are poison when the rest passed or the fast model answers a
+    plain canary. When everything fails, the canary too, the model is down: offline there is no
+    input to hold, so the run stops with that error (as before), naming it.
+    """
+    try:
+        return cascade.judge(sessions), []
+    except Exception as e:  # noqa: BLE001 - decided below: one session's poison, or an outage
+        first = e
+    good: list = []
+    bad: list[tuple[Session, BaseException]] = []
+    for s in sessions:
+        try:
+            good.extend(cascade.judge([s]))
+        except Exception as e:  # noqa: BLE001 - kept with the session
+            bad.append((s, e))
+    if bad and not good and not cascade.answers("fast"):
+        raise first
+    return good, bad
+
+
 def session_truth(s: Session, labels: dict[str, bool] | None) -> bool | None:
     if labels is not None and s.kind == "id":
         return labels.get(s.session_id.split("#", 1)[0])
@@ -104,14 +132,27 @@ def analyze_file(path: str | Path, cfg: RlogConfig, cascade: Cascade | None, *,
     scorer = TruthScorer() if truth is not None else None
     pairs: list[tuple[bool, bool]] = []
     pending: list[Session] = []
+    model_dead: Counter = Counter()  # sessions the models failed on (parse dead letters are the pipeline's)
     chunk = max(1, cfg.cascade.fast.batch_size * 4)
     t0 = time.perf_counter()
+
+    def dead_letter(s: Session, e: BaseException) -> None:
+        """A session the models fail on while others pass (a prompt over the context, a bug some
+        input finds): a dead letter with the reason, as the stream makes it, and the run goes on."""
+        reason = f"model stage failed on this session ({type(e).__name__}: {e})"
+        model_dead["model stage failed"] += 1
+        log.warning("session %s: %s; written to the dead letters, the run goes on", printable(s.session_id), reason)
+        if dead_out is not None:
+            dead_out.write(orjson.dumps({"source": s.source, "session_id": s.session_id, "seq": s.lines[0].seq
+                                         if s.lines else -1, "reason": reason, "raw": ""}) + b"\n")
 
     def judge(sessions: list[Session]) -> None:
         if cascade is None:
             judged = [(s, None) for s in sessions]
         else:
-            decisions = cascade.judge(sessions)
+            decisions, poison = judge_isolating(cascade, sessions)
+            for s, e in poison:
+                dead_letter(s, e)
             judged = [(s, d) for s, d, _ in decisions]
             for a in cascade.alerts(decisions):
                 report.n_alerts += 1
@@ -143,7 +184,7 @@ def analyze_file(path: str | Path, cfg: RlogConfig, cascade: Cascade | None, *,
                                              "raw": d.raw[:4096]}) + b"\n")
 
     size = path.stat().st_size
-    with open(path, "rb") as f, tqdm(total=size, unit="B", unit_scale=True, desc=f"analyze {path.name}",
+    with open(path, "rb") as f, tqdm(total=size, unit="B", unit_scale=True, desc=f"analyze {printable(path.name)}",
                                      disable=not progress, file=sys.stderr, mininterval=0.5) as bar:
         last = 0
         for line in read_lines(f, cfg.parse.max_line_chars):
@@ -159,7 +200,7 @@ def analyze_file(path: str | Path, cfg: RlogConfig, cascade: Cascade | None, *,
 
     ps, ss = pipe.stats, pipe.sessionizer.stats
     report.lines, report.records = ps.lines, ps.records
-    report.dead_letters, report.flags = ps.dead_letters, ps.flags
+    report.dead_letters, report.flags = ps.dead_letters + model_dead, ps.flags
     report.templates = sum(len(t) for t in pipe.templates().values())
     report.sessions_by_reason = dict(ss.by_reason)
     report.evicted, report.unsessioned = ss.evicted, ss.unsessioned

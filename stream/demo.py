@@ -20,6 +20,7 @@ from rlog.config import RlogConfig
 from rlog.metrics import binary_scores
 from rlog.sim.engine import SimConfig
 from rlog.sim.output import analysis_config, simulate
+from rlog.terminal import printable
 from stream.broker import EmbeddedBroker, free_port
 from stream.kafka_io import make_producer
 from stream.replay import replay
@@ -110,7 +111,7 @@ def _follow(bootstrap: str, port: int, truth: dict, alerts_path: Path, proc, tim
                     out.write(r.value + b"\n")
                     t = truth.get(a["session_id"], {})
                     real = f"truth: {t.get('scenario') or 'normal'}" if t else "truth: ?"
-                    print(f"  ALERT {a['session_id']:<26} {one_line(a, 60):<86} [{real}]", flush=True)
+                    print(f"  ALERT {printable(a['session_id']):<26} {one_line(a, 60):<86} [{real}]", flush=True)
                     last_said = time.monotonic()
             if all_judged(m, expected):
                 done_since = done_since or time.monotonic()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import ssl
+import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +20,7 @@ from rlog.errors import RlogError
 log = logging.getLogger(__name__)
 
 BROKER_ENV = "RLOG_KAFKA_BROKER"
+UNSUPPORTED_SASL_MECHANISM = 33  # Kafka's error code
 # Client settings read from the environment (RLOG_KAFKA_SECURITY_PROTOCOL=SASL_SSL, ...).
 SECURITY_KEYS = ("security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password",
                  "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
@@ -39,14 +42,69 @@ def security_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 
 def _unavailable(bootstrap: str, err: Exception) -> BrokerUnavailable:
+    why = _refused_why(bootstrap)
+    if why is not None:
+        return BrokerUnavailable(why)
     return BrokerUnavailable(
         f"cannot reach a Kafka broker at {bootstrap} ({type(err).__name__}: {err}); check the address "
         f"(--broker or {BROKER_ENV}), that the broker is running and that its advertised listener is reachable "
         "from here; for secured clusters set RLOG_KAFKA_SECURITY_PROTOCOL and the SASL/SSL variables")
 
 
-def check_reachable(bootstrap: str, timeout_s: float = 5.0) -> None:
-    """Fail in seconds, not after the client's 30 s bootstrap timeout, when no address answers."""
+def _refused_why(bootstrap: str, *, handshake_only: bool = False) -> str | None:
+    """With SASL configured and a broker answering on TCP: why it would not let the client in (the
+    mechanism is not offered, or the credentials are refused); None when that is not the story."""
+    from stream.sasl_probe import offered_mechanisms
+
+    s = security_settings()
+    proto = str(s.get("security_protocol", "PLAINTEXT")).upper()
+    if not proto.startswith("SASL"):
+        return None
+    mech = str(s.get("sasl_mechanism", "PLAIN")).upper()
+    for addr in (a.strip() for a in bootstrap.split(",") if a.strip()):
+        host, _, port = addr.rpartition(":")
+        tls = None
+        if proto == "SASL_SSL":
+            tls = ssl.create_default_context(cafile=s.get("ssl_cafile"))
+            if s.get("ssl_check_hostname") is False:
+                tls.check_hostname = False
+        try:
+            error, offered = offered_mechanisms(host.strip("[]"), int(port), mech, tls=tls)
+        except (OSError, ValueError, struct.error):
+            continue
+        if error == 0:
+            if handshake_only:  # the mechanism is taken; whether the credentials are is the client's to find out
+                return None
+            return (f"the Kafka broker at {addr} refused SASL {mech} authentication as "
+                    f"{s.get('sasl_plain_username')!r}: check RLOG_KAFKA_SASL_PLAIN_USERNAME and "
+                    "RLOG_KAFKA_SASL_PLAIN_PASSWORD (and that the user exists for this mechanism)")
+        if error == UNSUPPORTED_SASL_MECHANISM:
+            others = [m for m in offered if m.upper() != mech]  # some brokers echo the one asked for
+            offers = (f"it offers {', '.join(others)}: set RLOG_KAFKA_SASL_MECHANISM to one of them" if others else
+                      "it names no other: set RLOG_KAFKA_SASL_MECHANISM to the one its listener is configured for, "
+                      "or RLOG_KAFKA_SECURITY_PROTOCOL to PLAINTEXT or SSL if the listener has no SASL")
+            return f"the Kafka broker at {addr} answers but does not accept SASL mechanism {mech} ({offers})"
+        return (f"the Kafka broker at {addr} answers but refused the SASL handshake (Kafka error {error}): check "
+                "RLOG_KAFKA_SECURITY_PROTOCOL and RLOG_KAFKA_SASL_MECHANISM against the listener's settings")
+    return None
+
+
+def make_consumer(bootstrap: str, **kwargs: Any):
+    """A kafka-python consumer (no group unless given one) or BrokerUnavailable saying why."""
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    check_reachable(bootstrap, sasl=True)
+    try:
+        return KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security_settings(), **kwargs)
+    except (KafkaError, OSError) as e:
+        raise _unavailable(bootstrap, e) from None
+
+
+def check_reachable(bootstrap: str, timeout_s: float = 5.0, *, sasl: bool = False) -> None:
+    """Fail in seconds, not after the client's 30 s bootstrap timeout, when no address answers;
+    ``sasl``: also when the broker answers but refuses the configured SASL mechanism (one
+    handshake, only before a client is made: not on every health probe, which a broker would log)."""
     import socket
 
     errors = []
@@ -56,9 +114,14 @@ def check_reachable(bootstrap: str, timeout_s: float = 5.0) -> None:
             raise BrokerUnavailable(f"bad Kafka broker address {addr!r}: write HOST:PORT (e.g. localhost:9092)")
         try:
             with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-                return
+                pass
         except OSError as e:
             errors.append(e)
+            continue
+        why = _refused_why(addr, handshake_only=True) if sasl else None
+        if why is not None:
+            raise BrokerUnavailable(why)
+        return
     if not errors:
         raise BrokerUnavailable(f"no Kafka broker address given (--broker or {BROKER_ENV})")
     raise _unavailable(bootstrap, errors[-1])
@@ -69,7 +132,7 @@ def make_producer(bootstrap: str, **kwargs: Any):
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    check_reachable(bootstrap)
+    check_reachable(bootstrap, sasl=True)
     settings = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024, "retries": 5,
                 "request_timeout_ms": 15000, **security_settings(), **kwargs}
     try:
@@ -82,7 +145,7 @@ def make_admin(bootstrap: str, **kwargs: Any):
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    check_reachable(bootstrap)
+    check_reachable(bootstrap, sasl=True)
     try:
         return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, **security_settings(), **kwargs)
     except (KafkaError, OSError) as e:
@@ -196,9 +259,9 @@ def read_topic_to_end(bootstrap: str, topic: str, *, timeout_s: float = 60.0) ->
     """
     import time
 
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security_settings())
+    consumer = make_consumer(bootstrap)
     try:
         deadline = time.monotonic() + timeout_s
         parts = consumer.partitions_for_topic(topic)
@@ -230,10 +293,9 @@ def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 10.0, max_recor
     """
     import time
 
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=200,
-                             **security_settings())
+    consumer = make_consumer(bootstrap, consumer_timeout_ms=200)
     try:
         deadline = time.monotonic() + timeout_s
         parts = None
@@ -264,7 +326,9 @@ def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 10.0, max_recor
 
 def follow_topic(bootstrap: str, topic: str, *, from_beginning: bool = True, follow: bool = False,
                  idle_s: float = 2.0, wait_s: float = 10.0):
-    """Yield the values of ``topic``'s records (assigned consumer, no group: it changes no committed offset).
+    """Yield ``topic``'s records (assigned consumer, no group: it changes no committed offset), each
+    with its ``partition``, ``offset``, ``key`` and ``value``. Closing the generator (or an interrupt
+    while it waits) closes the consumer.
 
     ``from_beginning``: start at the oldest record, else at the end (only what comes next).
     ``follow``: keep waiting for new records until interrupted; else stop once the records
@@ -273,10 +337,9 @@ def follow_topic(bootstrap: str, topic: str, *, from_beginning: bool = True, fol
     """
     import time
 
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    check_reachable(bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security_settings())
+    consumer = make_consumer(bootstrap)
     try:
         deadline = time.monotonic() + wait_s
         parts = consumer.partitions_for_topic(topic)
@@ -299,7 +362,7 @@ def follow_topic(bootstrap: str, topic: str, *, from_beginning: bool = True, fol
             for recs in consumer.poll(timeout_ms=500).values():
                 for r in recs:
                     got = True
-                    yield r.value
+                    yield r
             if got:
                 last = time.monotonic()
             elif not follow and all(consumer.position(tp) >= ends[tp] for tp in tps) and \

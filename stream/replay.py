@@ -22,6 +22,7 @@ import orjson
 from rlog.pipeline.formats import LogFormat
 from rlog.sim.engine import SimLine
 from rlog.sim.output import envelope
+from rlog.terminal import printable
 from stream.kafka_io import make_producer
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def replay(path: str | Path, topic: str, producer, *, rate: float | None = None,
     t0 = clock()
     origin: tuple[float, float] | None = None
     size = path.stat().st_size
-    with open(path, "rb") as f, tqdm(total=size, unit="B", unit_scale=True, desc=f"replay {path.name}",
+    with open(path, "rb") as f, tqdm(total=size, unit="B", unit_scale=True, desc=f"replay {printable(path.name)}",
                                      disable=not progress, file=sys.stderr, mininterval=0.5) as bar:
         while True:
             raw = f.readline(max_line_bytes)

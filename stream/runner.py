@@ -64,7 +64,7 @@ def run_worker(cfg: RlogConfig, roles: Sequence[str] = ROLES, broker: str | None
         print(f"rlog run: no --broker or ${BROKER_ENV}: started an embedded Kafka-protocol broker (tansu) on "
               f"{bootstrap}", flush=True)
     else:
-        check_reachable(bootstrap)
+        check_reachable(bootstrap, sasl=True)
     try:
         fast, full = load_models(cfg, roles)
         create_topics(cfg, bootstrap)

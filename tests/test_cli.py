@@ -106,3 +106,77 @@ def test_user_errors_are_one_clear_line(args, msg, logfile, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("rlog: error:") and msg in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def window_900_model(tmp_path_factory):
+    """A real tiny Llama whose 900-position window holds a plain session's prompt but not one of
+    many long distinct templates."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rlog.models import builtin_gguf, load_gguf_tokenizer
+
+    out = tmp_path_factory.mktemp("llama-900")
+    tok = load_gguf_tokenizer(builtin_gguf())
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=900,
+                                 bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                 pad_token_id=tok.pad_token_id, tie_word_embeddings=True)).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_one_over_long_prompt_is_a_dead_letter_offline_as_in_the_stream(window_900_model, tmp_path, capsys,
+                                                                        monkeypatch):
+    """Issue 30 item 5: ``rlog analyze`` aborted the whole run (rc 2, 0 alerts) on one prompt over the
+    model's context, where the stream isolates that session. Now it is a dead letter with the
+    reason, the other sessions are judged, and the summary counts it."""
+    import random
+
+    rng = random.Random(2)
+
+    def word() -> str:
+        return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randrange(4, 10)))
+
+    lines = ["INFO worker request served ok"] * 20
+    lines += [f"ERROR {word()} " + " ".join(word() for _ in range(8 + i * 2)) for i in range(10)]  # 10 templates
+    log = tmp_path / "long.log"
+    log.write_text("\n".join(lines) + "\n")
+    for k, v in {"VIEW__MAX_TOKENS": "3000", "ESCALATE": "false", "RETRIES": "0"}.items():
+        monkeypatch.setenv(f"RLOG_CASCADE__{k}", v)
+    dead, alerts = tmp_path / "dead.jsonl", tmp_path / "alerts.jsonl"
+    rc = main(["analyze", str(log), "-f", "raw", "--session", "fixed", "--window-size", "10", "-q",
+               "--fast-model", str(window_900_model), "--full-model", str(window_900_model),
+               "--dead-letters", str(dead), "--alerts", str(alerts)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    rows = [json.loads(x) for x in dead.read_text().splitlines()]
+    assert [r["session_id"] for r in rows] == ["long.log:lines10/10:20"]
+    assert "exceeds the 900-token context" in rows[0]["reason"]
+    assert "model stage failed: 1" in out and "verdicts                 2" in out
+
+
+def test_a_damaged_adapter_and_an_output_that_fails_are_one_clear_line(logfile, tiny_model_dir, tmp_path, capsys):
+    """Issue 30 item 6: a corrupt adapter ``.safetensors`` was a raw traceback that did not name the
+    file; ``--alerts /dev/full`` was ``OSError: [Errno 28]`` and no summary."""
+    import shutil
+
+    from rlog.models import resolve_adapter
+
+    bad = tmp_path / "adapter"
+    shutil.copytree(resolve_adapter("rlog-fast"), bad)
+    weights = bad / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:3000])
+    assert main(["analyze", str(logfile), "-q", "--fast-adapter", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("rlog: error: weights file") and str(weights) in err and "damaged" in err
+    assert main(["analyze", str(logfile), "-q", "--parse-only", "--dead-letters", "/dev/full", "--report",
+                 "/dev/full"]) == 2
+    out = capsys.readouterr()
+    assert "dead letters" in out.out  # the summary printed
+    assert "rlog: error: writing dead letters to /dev/full failed (No space left on device)" in out.err
+    assert "rlog: error: writing the report to /dev/full failed" in out.err
+    assert main(["analyze", str(logfile), "-q", "--parse-only", "--alerts", str(tmp_path / "no" / "dir.jsonl")]) == 2
+    assert "cannot write alerts to" in capsys.readouterr().err

@@ -301,7 +301,7 @@ def test_rlog_alerts_reads_a_jsonl_file(tmp_path, capsys):
     p.write_bytes(_sample_alert("s1").to_json() + b"\nnot json\n" + _sample_alert("s2", "unknown").to_json() + b"\n")
     assert main(["alerts", str(p), "--abnormal"]) == 0
     out = capsys.readouterr()
-    assert out.out.count("ABNORMAL") == 1 and "record 2 is not an alert" in out.err
+    assert out.out.count("ABNORMAL") == 1 and "line 2: not an alert" in out.err
     assert main(["alerts", str(p), "--json"]) == 0
     rows = [orjson.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [r["session_id"] for r in rows] == ["s1", "s2"]
@@ -340,3 +340,79 @@ def test_rlog_alerts_without_a_broker_says_what_to_give(monkeypatch, capsys):
     assert "no broker to read alerts from" in capsys.readouterr().err
 
 
+
+
+# ---------------------------------------------------------------------- hostile alert records (issue 30)
+
+_HOSTILE = "disk \x1b[2J\x1b]0;pwned\x07 failed \u202eexe.txt\x9b31m"
+
+
+def _hostile_records() -> list[bytes]:
+    a = _sample_alert("evil\x1b[31m").to_dict()
+    a.update(headline=_HOSTILE, root_cause=_HOSTILE, source="dn-3\x1b[1A",
+             evidence=[{"line": _HOSTILE, "count": 2, "marks": ["\x1b[5m"]}])
+    return [orjson.dumps(a), orjson.dumps({**a, "verdict": 1}), orjson.dumps({**a, "evidence": [{"line": 3}]}),
+            b"\x1b[2J not json", orjson.dumps(_sample_alert("fine").to_dict())]
+
+
+def _no_controls(text: str) -> None:
+    bad = [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0 or c == "\u202e"]
+    assert not bad, (bad, text)
+
+
+@pytest.mark.parametrize("mode", [[], ["--oneline"]])
+def test_rlog_alerts_prints_hostile_log_text_inert_and_goes_on_past_malformed_records(tmp_path, capsys, mode):
+    """Issue 30 item 4: a log line's ESC / clear-screen / OSC title sequences reached the operator's
+    terminal through the headline, and ``verdict: 1`` crashed card mode with AttributeError."""
+    from rlog.cli import main
+
+    p = tmp_path / "alerts.jsonl"
+    p.write_bytes(b"\n".join(_hostile_records()) + b"\n")
+    assert main(["alerts", str(p), *mode]) == 0
+    out = capsys.readouterr()
+    _no_controls(out.out)
+    _no_controls(out.err)
+    assert "\\x1b[2J" in out.out and "\\u202e" in out.out  # shown, escaped: nothing hidden
+    assert "line 2: not an alert (verdict is '1'" in out.err and "line 3: not an alert" in out.err
+    assert "line 4: not an alert" in out.err and "2 alert(s), 3 unreadable record(s) skipped" in out.err
+
+
+def test_rlog_alerts_on_a_topic_survives_malformed_records_stops_at_limit_and_on_ctrl_c(tmp_path):
+    """``--broker`` mode: malformed records are one line each (topic, partition, offset), ``--limit``
+    ends the command, and a following reader exits on Ctrl-C (before: it hung for good)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from stream.broker import EmbeddedBroker
+    from stream.kafka_io import ensure_topics, make_producer
+
+    with EmbeddedBroker() as b:
+        ensure_topics(b.bootstrap, {"h.alerts": 1})
+        prod = make_producer(b.bootstrap)
+        for v in _hostile_records():
+            prod.send("h.alerts", key=b"k", value=v)
+        prod.flush()
+        prod.close()
+        cmd = [sys.executable, "-m", "rlog.cli", "alerts", "--broker", b.bootstrap, "--topic", "h.alerts"]
+        r = subprocess.run([*cmd, "--limit", "2"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr[-2000:]
+        _no_controls(r.stdout)
+        _no_controls(r.stderr)
+        assert r.stdout.count("ABNORMAL") == 2 and "h.alerts[0] offset 1: not an alert" in r.stderr
+        follow = subprocess.Popen([*cmd, "--follow", "--oneline"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        try:
+            deadline = time.monotonic() + 30
+            line = ""
+            while time.monotonic() < deadline and "abnormal" not in line:
+                line = follow.stdout.readline()
+            assert "abnormal" in line
+            time.sleep(1)
+            follow.send_signal(signal.SIGINT)
+            assert follow.wait(15) == 130
+            assert "interrupted" in follow.stderr.read()
+        finally:
+            if follow.poll() is None:
+                follow.kill()

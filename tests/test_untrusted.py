@@ -286,3 +286,31 @@ def _health_field(cfg: dict, name: str):
         return _health(cfg["stream"]["web_port"])[1].get(name)
     except OSError:
         return None
+
+
+def test_a_sasl_mechanism_the_broker_does_not_take_is_named_not_called_unreachable(broker):
+    """Issue 30 item 7: a SASL mechanism mismatch read as "cannot reach a Kafka broker" (and was a raw
+    traceback in ``rlog alerts``). The broker answers; the message now says what it refused."""
+    env = {**os.environ, "RLOG_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "RLOG_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+           "RLOG_KAFKA_SASL_PLAIN_USERNAME": "svc", "RLOG_KAFKA_SASL_PLAIN_PASSWORD": "pw"}
+    for cmd in (["topics"], ["alerts", "--limit", "1"]):
+        r = subprocess.run([sys.executable, "-m", "rlog.cli", *cmd, "--broker", broker.bootstrap], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+        last = r.stderr.strip().splitlines()[-1]
+        assert last.startswith("rlog: error: the Kafka broker at") and "does not accept SASL mechanism SCRAM-SHA-512" \
+            in last and "cannot reach" not in last, last
+
+
+def test_the_sasl_handshake_codec_reads_what_a_broker_answers():
+    import struct
+
+    from stream.sasl_probe import handshake_request, handshake_response
+
+    req = handshake_request("PLAIN", correlation_id=7)
+    assert struct.unpack(">i", req[:4])[0] == len(req) - 4 and req[4:8] == struct.pack(">hh", 17, 1)
+    assert req.endswith(b"\x00\x05PLAIN")
+    frame = struct.pack(">ihi", 7, 33, 2) + b"\x00\x05PLAIN\x00\x0dSCRAM-SHA-256"
+    assert handshake_response(frame) == (33, ["PLAIN", "SCRAM-SHA-256"])
+    with pytest.raises(ValueError):
+        handshake_response(b"\x00")

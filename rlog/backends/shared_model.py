@@ -99,6 +99,20 @@ def _read_tensors(file: Path, only: Container[str] | None = None) -> Iterator[tu
             yield name, t.reshape(meta["shape"])
 
 
+def unreadable_weights(file: Path, e: BaseException) -> BackendError:
+    return BackendError(f"weights file {file} cannot be read ({type(e).__name__}: {str(e)[:200]}): it is damaged, cut "
+                        "short or not safetensors; copy it again, reinstall rlog for the built-in adapters, or export "
+                        "the model again (rlog train)")
+
+
+def _checked(file: Path, tensors: Iterator[tuple[str, object]]) -> Iterator[tuple[str, object]]:
+    """``tensors`` read from ``file``, a damaged file being a ``BackendError`` that names it."""
+    try:
+        yield from tensors
+    except (OSError, ValueError, KeyError, TypeError, struct.error, RuntimeError) as e:
+        raise unreadable_weights(file, e) from None
+
+
 def lean_load(path: Path, dtype):
     """The model at ``path`` read straight into ``dtype``, holding one checkpoint tensor at a time;
     None where this cannot be done exactly (the caller then uses ``from_pretrained``).
@@ -123,7 +137,7 @@ def lean_load(path: Path, dtype):
     seen: set[str] = set()
     with torch.no_grad():
         for f in files:
-            for name, t in _read_tensors(f):
+            for name, t in _checked(f, _read_tensors(f)):
                 target = params.get(name)
                 if target is None or tuple(target.shape) != tuple(t.shape):
                     return None  # names or shapes another layout maps: leave it to from_pretrained
@@ -156,13 +170,16 @@ def merged_weights(base_dir: Path, adapter_dir: Path, dtype=None) -> Iterator[tu
         raise BackendError(f"adapter folder {adapter_dir} has no .safetensors weights")
     lora: dict[str, dict[str, object]] = {}
     for f in files:  # adapters are small: a map is fine
-        with safe_open(str(f), framework="pt") as st:
-            for k in st.keys():  # noqa: SIM118 - safe_open has keys(), not iteration
-                for part in ("lora_A", "lora_B"):
-                    marker = f".{part}."
-                    if marker in k:
-                        module = k.split(marker)[0].removeprefix("base_model.model.")
-                        lora.setdefault(module, {})[part] = st.get_tensor(k).float()
+        try:
+            with safe_open(str(f), framework="pt") as st:
+                for k in st.keys():  # noqa: SIM118 - safe_open has keys(), not iteration
+                    for part in ("lora_A", "lora_B"):
+                        marker = f".{part}."
+                        if marker in k:
+                            module = k.split(marker)[0].removeprefix("base_model.model.")
+                            lora.setdefault(module, {})[part] = st.get_tensor(k).float()
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own error type for a damaged file
+            raise unreadable_weights(f, e) from None
     if not lora:
         raise BackendError(f"adapter {adapter_dir} holds no LoRA weights")
     for module, ab in lora.items():
@@ -171,7 +188,7 @@ def merged_weights(base_dir: Path, adapter_dir: Path, dtype=None) -> Iterator[tu
     wanted = {f"{m}.weight": m for m in lora}
     found = set()
     for f in sorted(base_dir.glob("*.safetensors")):
-        for key, w in _read_tensors(f, wanted):
+        for key, w in _checked(f, _read_tensors(f, wanted)):
             module = wanted[key]
             ab = lora[module]
             delta = (ab["lora_B"] @ ab["lora_A"]) * _lora_scaling(cfg, module)  # type: ignore[operator]
@@ -211,7 +228,11 @@ class SharedModel:
         if merge is not None:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, merge).merge_and_unload().to(dtype=dtype)
+            try:
+                model = PeftModel.from_pretrained(model, merge).merge_and_unload().to(dtype=dtype)
+            except Exception as e:  # noqa: BLE001 - peft and safetensors raise their own types for a damaged adapter
+                raise BackendError(f"cannot load the adapter at {merge} ({type(e).__name__}: {str(e)[:200]}): a "
+                                   "damaged or incomplete adapter folder; copy or export it again") from None
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"

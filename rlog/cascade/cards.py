@@ -1,13 +1,17 @@
 """Alerts as an operator reads them: a compact card per alert, or one line.
 
 Works on the alert's JSON (a dict), not on ``Alert``, so it reads what any rlog version
-published to the topic (``rlog alerts``), and what ``make demo`` prints as alerts arrive.
+published to the topic (``rlog alerts``, after ``rlog.wire.alerts`` checked its fields), and
+what ``make demo`` prints as alerts arrive. Every field is log-derived or could be: what is
+returned is ``printable`` (control characters escaped), safe to write to a terminal.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+
+from rlog.terminal import printable
 
 _TEXT = (("interpretation", "what"), ("root_cause", "cause"), ("action", "do"))
 
@@ -69,12 +73,12 @@ def card(a: Mapping, width: int = 110) -> str:
     if filled:
         tail.append("rule-filled: " + ", ".join(sorted(filled)))
     out.append("  " + " · ".join(tail))
-    return "\n".join(out)
+    return "\n".join(printable(line) for line in out)
 
 
 def one_line(a: Mapping, width: int = 100) -> str:
     """One line: verdict, category, and the root cause (else the failing line)."""
     what = a.get("root_cause") if "root_cause" not in (a.get("fallback") or []) else ""
     what = what or a.get("headline") or a.get("interpretation") or ""
-    return (f"{a.get('verdict', '?'):<8} {_pct(a.get('confidence')).strip():>4} {(a.get('category') or '-'):<13} "
+    return printable(f"{a.get('verdict', '?'):<8} {_pct(a.get('confidence')).strip():>4} {(a.get('category') or '-'):<13} "
             f"{_cut(what, width)}")

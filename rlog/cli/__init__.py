@@ -8,7 +8,9 @@ One module per command group, each a thin shell over library functions; heavy pa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -47,4 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rlog: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`rlog alerts | head`): nothing left to say to it
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush is quiet
+        return 141
+    except OSError as e:  # a file or device the command reads or writes (disk full, permissions, a bad path)
+        logging.getLogger("rlog").debug("I/O error", exc_info=True)
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"rlog: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import orjson
 
 from rlog.cli.common import add_config_flags
 from rlog.config import load_config
+from rlog.terminal import printable
 
 
 def add_parsers(sub) -> None:
@@ -33,18 +35,18 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_alerts)
 
 
-def _from_file(path: str) -> Iterator[bytes]:
+def _from_file(path: str) -> Iterator[tuple[str, bytes]]:
     if path == "-":
-        yield from (ln.encode() for ln in sys.stdin)
+        yield from ((f"line {n}", ln.encode()) for n, ln in enumerate(sys.stdin, 1))
         return
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"no alerts file at {p}")
     with p.open("rb") as f:
-        yield from f
+        yield from ((f"line {n}", ln) for n, ln in enumerate(f, 1))
 
 
-def _from_topic(a: argparse.Namespace) -> Iterator[bytes]:
+def _from_topic(a: argparse.Namespace) -> Iterator[tuple[str, bytes]]:
     from stream.kafka_io import follow_topic
     from stream.runner import resolve_bootstrap
 
@@ -54,26 +56,29 @@ def _from_topic(a: argparse.Namespace) -> Iterator[bytes]:
         raise ValueError("no broker to read alerts from: give --broker HOST:PORT, set $RLOG_KAFKA_BROKER or "
                          "stream.broker, or read a file (rlog alerts FILE.jsonl)")
     topic = a.topic or f"{cfg.stream.prefix}.alerts"
-    yield from follow_topic(broker, topic, from_beginning=not a.new, follow=a.follow or a.new)
+    for r in follow_topic(broker, topic, from_beginning=not a.new, follow=a.follow or a.new):
+        yield f"{topic}[{r.partition}] offset {r.offset}", r.value
 
 
-def render(records: Iterable[bytes], *, as_json: bool = False, oneline: bool = False, abnormal_only: bool = False,
-           limit: int | None = None, out=None) -> int:
-    """Print each alert record; returns how many were printed. A line that is not an alert is named on stderr."""
+def render(records: Iterable[tuple[str, bytes | None]], *, as_json: bool = False, oneline: bool = False,
+           abnormal_only: bool = False, limit: int | None = None, out=None, err=None) -> tuple[int, int]:
+    """Print each alert record; returns (printed, refused). A record that is not an alert this
+    version can show is one line on ``err`` naming where it is and why, and the rest go on."""
     from rlog.cascade.cards import card, one_line
+    from rlog.wire import RecordError
+    from rlog.wire.alerts import decode_alert
 
     out = out or sys.stdout
-    shown = 0
-    for n, raw in enumerate(records, 1):
-        raw = raw.strip()
-        if not raw:
+    err = err or sys.stderr
+    shown = refused = 0
+    for where, raw in records:
+        if raw is None or not raw.strip():
             continue
         try:
-            alert = orjson.loads(raw)
-            if not isinstance(alert, dict) or "verdict" not in alert:
-                raise ValueError("not an alert object")
-        except (orjson.JSONDecodeError, ValueError) as e:
-            print(f"rlog alerts: record {n} is not an alert ({e}): {raw[:80]!r}", file=sys.stderr)
+            alert = decode_alert(raw.strip())
+        except RecordError as e:
+            refused += 1
+            print(printable(f"rlog alerts: {where}: not an alert ({e.detail[:160]}): {raw[:80]!r}"), file=err)
             continue
         if abnormal_only and alert.get("verdict") != "abnormal":
             continue
@@ -85,12 +90,18 @@ def render(records: Iterable[bytes], *, as_json: bool = False, oneline: bool = F
         shown += 1
         if limit is not None and shown >= limit:
             break
-    return shown
+    return shown, refused
 
 
 def cmd_alerts(a: argparse.Namespace) -> int:
+    if a.limit is not None and a.limit < 1:
+        raise ValueError("--limit must be 1 or more")
     records = _from_file(a.file) if a.file else _from_topic(a)
-    shown = render(records, as_json=a.json, oneline=a.oneline, abnormal_only=a.abnormal, limit=a.limit)
+    # closed here, not left to the garbage collector: the topic reader's consumer is closed at once,
+    # whether the loop ends at --limit, at the end of the topic or on Ctrl-C
+    with contextlib.closing(records):
+        shown, refused = render(records, as_json=a.json, oneline=a.oneline, abnormal_only=a.abnormal, limit=a.limit)
     if not a.json:
-        print(f"rlog alerts: {shown} alert(s)", file=sys.stderr)
+        bad = f", {refused} unreadable record(s) skipped" if refused else ""
+        print(f"rlog alerts: {shown} alert(s){bad}", file=sys.stderr)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import sys
 from pathlib import Path
 
 from rlog.cli.common import add_config_flags, add_pipeline_flags, config_from_args
@@ -35,6 +36,42 @@ def add_parsers(sub) -> None:
 
 
 
+class OutputFile:
+    """A JSONL output of the run that fails clearly: opened before the models load (a bad path is
+    an error in a second), and a write that fails (disk full, a closed pipe) stops this output
+    only; the analysis goes on, the summary still prints, and the error is said at the end."""
+
+    def __init__(self, path: str, what: str) -> None:
+        self.path, self.what = path, what
+        self.error: OSError | None = None
+        self.lost = 0
+        try:
+            self._f = open(path, "wb")  # noqa: SIM115 - closed by close(), which reports its own failure
+        except OSError as e:
+            raise ConfigError(f"cannot write {what} to {path}: {e.strerror or e}") from None
+
+    def write(self, data: bytes) -> None:
+        if self.error is None:
+            try:
+                self._f.write(data)
+                return
+            except OSError as e:
+                self.error = e
+        self.lost += 1
+
+    def close(self) -> None:
+        try:
+            self._f.close()
+        except OSError as e:
+            self.error = self.error or e
+
+    def problem(self) -> str | None:
+        if self.error is None:
+            return None
+        lost = f"; {self.lost} record(s) not written" if self.lost else ""
+        return f"writing {self.what} to {self.path} failed ({self.error.strerror or self.error}){lost}"
+
+
 def cmd_analyze(a: argparse.Namespace) -> int:
     from rlog.analyze import analyze_file, read_labels
     from rlog.backends import load_stage_backends
@@ -58,6 +95,8 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     if truth_path is not None and not truth_path.is_file():
         raise ConfigError(f"truth file not found: {truth_path}")
     labels = read_labels(a.labels) if a.labels else None
+    outputs = {k: OutputFile(p, what) for k, p, what in (("alerts", a.alerts, "alerts"),
+                                                         ("dead", a.dead_letters, "dead letters")) if p}
     cascade = None
     if not a.parse_only:
         log.info("loading models (fast: %s, full: %s)", cfg.cascade.fast.model, cfg.cascade.full.model)
@@ -67,16 +106,22 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         from rlog.truth import TruthReader
 
         truth = files.enter_context(TruthReader(truth_path)) if truth_path else None
-        alerts_out = files.enter_context(open(a.alerts, "wb")) if a.alerts else None
-        dead_out = files.enter_context(open(a.dead_letters, "wb")) if a.dead_letters else None
-        report = analyze_file(path, cfg, cascade, labels=labels, truth=truth, alerts_out=alerts_out,
-                              dead_out=dead_out, progress=not a.quiet)
+        for out in outputs.values():
+            files.callback(out.close)
+        report = analyze_file(path, cfg, cascade, labels=labels, truth=truth, alerts_out=outputs.get("alerts"),
+                              dead_out=outputs.get("dead"), progress=not a.quiet)
     print(render_report(report, cfg))
+    problems = [p for p in (out.problem() for out in outputs.values()) if p]
     if a.report:
         import orjson
 
-        Path(a.report).write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
-    return 0
+        try:
+            Path(a.report).write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
+        except OSError as e:
+            problems.append(f"writing the report to {a.report} failed ({e.strerror or e})")
+    for p in problems:
+        print(f"rlog: error: {p}", file=sys.stderr)
+    return 2 if problems else 0
 
 
 def render_report(r, cfg: RlogConfig) -> str:
