@@ -128,6 +128,26 @@ def test_kafka_credentials_come_from_the_existing_secret_only():
     assert not of_kind(docs, "Secret")  # the chart never writes a credential
 
 
+def test_state_records_are_sealed_with_a_key_from_a_secret_and_workers_stop_within_the_grace_period():
+    """Issue 30: the chart wires the state key (RLOG_STATE_KEY, and a previous key for rotation) from an
+    existing Secret only, and sets stream.stop_timeout_s 10 s under terminationGracePeriodSeconds."""
+    docs = manifests(render({"kafka": {"bootstrap": "k:9092"}, "terminationGracePeriodSeconds": 90,
+                             "stateKey": {"existingSecret": "rlog-state", "previousKey": "old_key"}}))
+    [dep] = of_kind(docs, "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 90
+    env = {e["name"]: e for e in _container(dep)["env"]}
+    assert env["RLOG_STATE_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "rlog-state", "key": "state_key"}
+    assert env["RLOG_STATE_KEY_PREVIOUS"]["valueFrom"]["secretKeyRef"]["key"] == "old_key"
+    assert not of_kind(docs, "Secret")
+    [cm] = of_kind(docs, "ConfigMap")
+    assert load_config_text(cm["data"]["rlog.yaml"]).stream.stop_timeout_s == 80
+    plain = manifests(render({"kafka": {"bootstrap": "k:9092"}}))
+    [dep] = of_kind(plain, "Deployment")
+    assert "RLOG_STATE_KEY" not in {e["name"] for e in _container(dep)["env"]}
+    assert dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60
+
+
 def test_split_fleets_scale_apart_within_the_partitions():
     docs = manifests(render(yaml.safe_load((CHART / "ci" / "values-split-roles.yaml").read_text())))
     fleets = {d["metadata"]["labels"]["rlog.dev/fleet"]: d for d in of_kind(docs, "Deployment")}

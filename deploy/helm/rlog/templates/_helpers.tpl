@@ -88,3 +88,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* The key sealing parse-state records (HMAC), from an existing Secret: a worker refuses state it did not
+write. previousKey (a key of the same Secret) still verifies during a rotation. */}}
+{{- define "rlog.stateKeyEnv" -}}
+{{- with .Values.stateKey }}
+{{- if .existingSecret }}
+- name: RLOG_STATE_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ .existingSecret }}, key: {{ .key }}}
+{{- if .previousKey }}
+- name: RLOG_STATE_KEY_PREVIOUS
+  valueFrom:
+    secretKeyRef: {name: {{ .existingSecret }}, key: {{ .previousKey }}, optional: true}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
