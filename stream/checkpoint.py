@@ -8,6 +8,11 @@ state; on start it reads the latest checkpoint of each partition back.
 The model roles save their verdict memory under ``MEMORY_KEY`` (the most recent verdicts
 and known-normal templates), so a restarted worker does not pay again for known sessions.
 It is a cache: losing it costs model calls, never correctness.
+
+What is read back is untrusted: every record is unsealed (``rlog.wire.seal``, when
+``RLOG_STATE_KEY`` is set) and decoded by ``rlog.wire.state``; one that fails is logged with its
+key and offset, returned in ``refused`` for the caller to count and set aside, and that
+partition (or the memory) starts afresh. No state record can stop a worker.
 """
 
 from __future__ import annotations

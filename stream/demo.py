@@ -13,14 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-import orjson
-
 from rlog.cascade.cards import one_line
 from rlog.config import RlogConfig
 from rlog.metrics import binary_scores
 from rlog.sim.engine import SimConfig
 from rlog.sim.output import analysis_config, simulate
 from rlog.terminal import printable
+from rlog.wire import RecordError
+from rlog.wire.alerts import decode_alert
 from stream.broker import EmbeddedBroker, free_port
 from stream.kafka_io import make_producer
 from stream.replay import replay
@@ -104,8 +104,12 @@ def _follow(bootstrap: str, port: int, truth: dict, alerts_path: Path, proc, tim
                 last_said = time.monotonic()
             for recs in consumer.poll(timeout_ms=1000).values():
                 for r in recs:
-                    a = orjson.loads(r.value)
-                    if a["alert_id"] in seen:
+                    try:
+                        a = decode_alert(r.value)
+                    except RecordError as e:  # the demo's own topic, but a reader never trusts a record
+                        print(printable(f"  (record at offset {r.offset} is not an alert: {e.detail[:120]})"))
+                        continue
+                    if a.get("alert_id") in seen:
                         continue
                     seen[a["alert_id"]] = a
                     out.write(r.value + b"\n")

@@ -25,23 +25,9 @@ import yaml
 from rlog.config import load_config
 from rlog.pipeline.lines import Line
 from rlog.pipeline.pipeline import Pipeline
-from rlog.sim.engine import SimConfig
-from rlog.sim.output import analysis_config, simulate
+from rlog.sim.output import analysis_config
 from stream.broker import EmbeddedBroker, free_port
 from stream.kafka_io import ensure_topics, make_producer, read_topic
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with EmbeddedBroker() as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def sim_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("stream-sim")
-    simulate(SimConfig(seed=13, lines=600, fault_gap_s=20, warmup_s=5), out, progress=False)
-    return out
 
 
 def worker_config(tmp_path: Path, model_dir: Path, name: str, **stream) -> tuple[Path, dict]:
@@ -550,6 +536,20 @@ def _closed_offline(bootstrap: str, topic: str, cfg: dict, since: dict[int, int]
     return out
 
 
+def published_after(bootstrap: str, topic: str, ends: dict[int, int], want: dict, timeout_s: float = 120) -> list:
+    """Records of ``topic`` past ``ends`` (per partition), once every key of ``want`` is among them."""
+    from stream.kafka_io import read_topic_to_end
+
+    deadline = time.monotonic() + timeout_s
+    after: list = []
+    while time.monotonic() < deadline:
+        after = [r for r in read_topic_to_end(bootstrap, topic) if r.offset >= ends.get(r.partition, 0)]
+        if {r.key.decode() for r in after} >= set(want):
+            break
+        time.sleep(2)
+    return after
+
+
 def _assert_published_as_offline(recs: list, want: dict[str, list], *context: str) -> None:
     """Every session of ``want`` (``_closed_offline``) was published, each time (republished ones
     included) with exactly its lines, and no other session was."""
@@ -645,7 +645,7 @@ def test_random_kills_never_leave_a_commit_ahead_of_its_checkpoint(broker, sim_d
             deadline = time.monotonic() + 60  # a killed member holds its partitions for the group session timeout
             while time.monotonic() < deadline:  # until this worker has adopted both partitions
                 new = log.read_bytes()[start:].decode(errors="replace")
-                if all(re.search(rf"partition {p}: (restored|no parser checkpoint)", new) for p in (0, 1)):
+                if all(re.search(rf"partition {p}: (restored|no usable parser checkpoint)", new) for p in (0, 1)):
                     break
                 time.sleep(0.5)
             produce_sim(broker.bootstrap, "kloop.raw", sim_dir, start=cuts[i], stop_at=cuts[i + 1])
@@ -937,16 +937,10 @@ def test_an_emptied_parse_state_topic_starts_cold_says_so_and_skips_nothing_unac
     start = log.stat().st_size
     proc = start_worker(broker.bootstrap, cfg_path, log, "--role", "parse")
     try:
-        deadline = time.monotonic() + 120
-        after: list = []
-        while time.monotonic() < deadline:
-            after = [r for r in read_topic_to_end(broker.bootstrap, "cold.sessions") if r.offset >= ends[r.partition]]
-            if {r.key.decode() for r in after} >= set(want):
-                break
-            time.sleep(2)
+        after = published_after(broker.bootstrap, "cold.sessions", ends, want)
         text = log.read_bytes()[start:].decode(errors="replace")
         _assert_published_as_offline(after, want, text[-3000:])
-        assert all(re.search(rf"partition {p}: no parser checkpoint", text) for p in (0, 1)), text[-3000:]
+        assert all(re.search(rf"partition {p}: no usable parser checkpoint", text) for p in (0, 1)), text[-3000:]
         assert all(re.search(rf"partition {p}: starting cold at offset {committed[p]}\b", text) for p in (0, 1))
         assert _metrics(cfg["stream"]["web_port"])["rlog_state_cold_starts_total"] == 2
     finally:
@@ -1023,25 +1017,6 @@ def test_missing_model_is_a_clear_error_before_joining(broker, tmp_path):
                         "--fast-model", str(tmp_path / "no-such-model")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr[-2000:]
     assert "rlog: error:" in r.stderr and "no-such-model" in r.stderr
-
-
-@pytest.fixture(scope="module")
-def short_context_model(tmp_path_factory):
-    """A real GPT-2-architecture model whose 64-position window is shorter than any session prompt:
-    it loads, and every generation fails the way an overloaded or misconfigured server does."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from rlog.models import builtin_gguf, load_gguf_tokenizer
-
-    out = tmp_path_factory.mktemp("gpt2-64")
-    tok = load_gguf_tokenizer(builtin_gguf())
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2,
-                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    torch.manual_seed(0)
-    GPT2LMHeadModel(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
 
 
 def test_failing_model_holds_input_with_backoff_and_bounded_buffers(broker, sim_dir, short_context_model, tmp_path):

@@ -27,6 +27,7 @@ from test_stream import (
     _metrics,
     expected_sessions,
     produce_sim,
+    published_after,
     start_worker,
     stop,
     wait_for,
@@ -42,22 +43,6 @@ from stream.kafka_io import ensure_topics, make_producer, read_topic
 from stream.runner import create_topics
 
 KEY = "k3y-for-the-state-topic-0123456789"
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with EmbeddedBroker() as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def sim_dir(tmp_path_factory):
-    from rlog.sim.engine import SimConfig
-    from rlog.sim.output import simulate
-
-    out = tmp_path_factory.mktemp("untrusted-sim")
-    simulate(SimConfig(seed=13, lines=600, fault_gap_s=20, warmup_s=5), out, progress=False)
-    return out
 
 
 def _write(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
@@ -121,14 +106,7 @@ def test_corrupt_and_forged_parse_state_never_stop_the_parse_role(broker, sim_di
     start = log.stat().st_size
     proc = start_worker(broker.bootstrap, cfg_path, log, "--role", "parse")
     try:
-        deadline = time.monotonic() + 120
-        after: list = []
-        while time.monotonic() < deadline:
-            after = [r for r in read_topic(broker.bootstrap, "hostile.sessions", timeout_s=10, idle_s=1)
-                     if r.offset >= ends.get(r.partition, 0)]
-            if {r.key.decode() for r in after} >= set(want):
-                break
-            time.sleep(2)
+        after = published_after(broker.bootstrap, "hostile.sessions", ends, want)
         text = log.read_bytes()[start:].decode(errors="replace")
         _assert_published_as_offline(after, want, text[-3000:])
         assert proc.poll() is None and "crash" not in text.lower(), text[-3000:]
@@ -193,33 +171,14 @@ def _stuck_config(tmp_path: Path, model: Path, name: str, **stream) -> tuple[Pat
     return cfg_path, cfg
 
 
-@pytest.fixture(scope="module")
-def failing_model(tmp_path_factory):
-    """A real model whose 64-position window is shorter than any prompt: every call fails (an outage)."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from rlog.models import builtin_gguf, load_gguf_tokenizer
-
-    out = tmp_path_factory.mktemp("gpt2-64-stop")
-    tok = load_gguf_tokenizer(builtin_gguf())
-    torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2,
-                               bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
-def test_sigterm_stops_a_worker_holding_a_model_outage_within_the_bound(broker, sim_dir, failing_model, tmp_path):
-    cfg_path, cfg = _stuck_config(tmp_path, failing_model, "stopout")
+def test_sigterm_stops_a_worker_holding_a_model_outage_within_the_bound(broker, sim_dir, short_context_model,
+                                                                          tmp_path):
+    cfg_path, cfg = _stuck_config(tmp_path, short_context_model, "stopout")
     log = tmp_path / "worker.log"
     proc = start_worker(broker.bootstrap, cfg_path, log)
     try:
         produce_sim(broker.bootstrap, "stopout.raw", sim_dir, stop_at=200)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not _health_field(cfg, "model_failing"):
-            time.sleep(1)
-        assert _health_field(cfg, "model_failing"), log.read_text(errors="replace")[-3000:]
+        _wait_health(cfg, "model_failing", log)
         took = _stopped_within(proc, BOUND_S)
         print(f"stopped {took:.1f}s after SIGTERM while holding a model outage")
     finally:
@@ -242,10 +201,7 @@ def test_sigterm_stops_a_worker_whose_sends_are_retrying_within_the_bound(sim_di
             produce_sim(bootstrap, "stopsend.raw", sim_dir, stop_at=200)
             assert len(wait_for(bootstrap, "stopsend.sessions", 2, timeout_s=90)) >= 2
             proxy.pause()
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not _health_field(cfg, "publish_failing"):
-                time.sleep(1)
-            assert _health_field(cfg, "publish_failing"), log.read_text(errors="replace")[-3000:]
+            _wait_health(cfg, "publish_failing", log)
             took = _stopped_within(proc, BOUND_S)
             print(f"stopped {took:.1f}s after SIGTERM while sends were retrying")
         finally:
@@ -281,11 +237,17 @@ def test_sigterm_stops_a_worker_with_a_crashed_agent_within_the_bound(broker, si
         stop(proc)
 
 
-def _health_field(cfg: dict, name: str):
-    try:
-        return _health(cfg["stream"]["web_port"])[1].get(name)
-    except OSError:
-        return None
+def _wait_health(cfg: dict, name: str, log: Path, timeout_s: float = 120) -> None:
+    """Until /health reports ``name`` (the stuck state the test wants the worker in)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if _health(cfg["stream"]["web_port"])[1].get(name):
+                return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"/health never said {name}: {log.read_text(errors='replace')[-3000:]}")
 
 
 def test_a_sasl_mechanism_the_broker_does_not_take_is_named_not_called_unreachable(broker):

@@ -147,6 +147,10 @@ def test_random_bytes_are_refused_by_every_decoder_with_record_error_only(raw):
                    lambda b: unseal(StateKeys(b"k" * 16), b"t\x000", b, "parse-state")):
         with contextlib.suppress(RecordError):
             decode(raw)
+    # a chunked checkpoint's manifest: never an exception, a refusal at most
+    from types import SimpleNamespace as R
+
+    latest_checkpoints([R(key=b"0", value=b"RLCM" + raw, offset=1), R(key=b"0#a#0", value=raw, offset=0)], refused=[])
 
 
 @FAST
@@ -246,3 +250,17 @@ def test_a_manifest_that_is_not_one_is_refused_not_a_crash():
         refused: list = []
         assert latest_checkpoints([R(key=b"0", value=value, offset=7)], refused=refused) == {}
         assert len(refused) == 1 and refused[0].offset == 7 and isinstance(refused[0].error, RecordError)
+
+
+def test_the_bounds_admit_everything_a_worker_of_the_same_settings_writes():
+    """A count window of 2,000 lines is longer than session.max_len (1,000) and still a valid record."""
+    cfg = load_config(env={}, overrides={"parse": {"format": "raw"}, "session": {"mode": "fixed", "size": 2000}})
+    st_ = PartitionState(cfg)
+    sessions = []
+    for i in range(1, 2003):  # a record is complete once the next one starts
+        sessions += st_.pipe.feed("api", Line(i, f"request {i} served"))[0]
+    [s] = sessions
+    assert len(decode_session(orjson.dumps(session_to_dict(s)), Limits.of(cfg)).lines) == 2000
+    with pytest.raises(RecordError) as e:
+        decode_session(orjson.dumps(session_to_dict(s)), Limits.of(load_config(env={})))
+    assert e.value.reason == "bounds"

@@ -31,7 +31,11 @@ class Limits:
     def of(cls, cfg: RlogConfig) -> Limits:
         # a multi-line record joins up to max_record_lines lines of max_line_chars (capped again at 1 MiB)
         chars = min(cfg.parse.max_line_chars * cfg.parse.max_record_lines, 1 << 20)
-        return cls(max_lines=cfg.session.max_len, max_chars=max(chars, cfg.parse.max_line_chars) + 16)
+        sc = cfg.session
+        lines = sc.max_len  # id sessions and time windows close at max_len; count windows hold their size
+        if sc.mode != "id" and sc.by == "count":
+            lines = max(lines, int(sc.size))
+        return cls(max_lines=lines, max_chars=max(chars, cfg.parse.max_line_chars) + 16)
 
 
 def line_of(v: Any, lim: Limits, with_cluster: bool, what: str = "line") -> SessionLine:

@@ -41,10 +41,14 @@ def inflate(data: bytes, what: str, limit: int = MAX_INFLATED) -> bytes:
     return out
 
 
-def obj(v: Any, what: str) -> dict:
-    if not isinstance(v, dict):
-        raise Bad(f"{what} is not an object (got {type(v).__name__})")
+def _typed(v: Any, what: str, types: type | tuple, desc: str, none: bool = False) -> Any:
+    if not (isinstance(v, types) or (none and v is None)):
+        raise Bad(f"{what} is not {desc} (got {type(v).__name__})")
     return v
+
+
+def obj(v: Any, what: str) -> dict:
+    return _typed(v, what, dict, "an object")
 
 
 def field(d: dict, key: str, what: str) -> Any:
@@ -101,15 +105,11 @@ def opt_number(v: Any, what: str, lo: float | None = None, hi: float | None = No
 
 
 def opt_bool(v: Any, what: str) -> bool | None:
-    if v is not None and not isinstance(v, bool):
-        raise Bad(f"{what} is not true, false or null (got {type(v).__name__})")
-    return v
+    return _typed(v, what, bool, "true, false or null", none=True)
 
 
 def boolean(v: Any, what: str) -> bool:
-    if not isinstance(v, bool):
-        raise Bad(f"{what} is not true or false (got {type(v).__name__})")
-    return v
+    return _typed(v, what, bool, "true or false")
 
 
 def one_of(v: Any, what: str, allowed: tuple) -> Any:
