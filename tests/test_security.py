@@ -49,13 +49,25 @@ def test_kafka_secrets_never_appear_in_output(tmp_path):
     shown = subprocess.run([sys.executable, "-m", "rlog.cli", "config"], env=env, capture_output=True, text=True,
                            timeout=60)
     assert shown.returncode == 0 and secret not in shown.stdout + shown.stderr
-    with EmbeddedBroker() as broker:  # a real broker without SASL: the handshake fails, logged at debug level (-vv:
-        # the Kafka clients print their whole configuration there)
+    # the Kafka client's own debug lines print its whole configuration: made the way rlog makes one (the
+    # redaction rlog's CLI installs, the RLOG_KAFKA_* settings), against a real broker without SASL
+    client = ("import logging, os, sys\nfrom rlog import redact\nfrom kafka import KafkaConsumer\n"
+              "from stream.kafka_io import security_settings\n"
+              "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)\n"
+              "redact.install(redact.secrets_from_env())\n"
+              "try:\n    KafkaConsumer(bootstrap_servers=sys.argv[1], **security_settings())\n"
+              "except Exception as e:\n    print('failed:', type(e).__name__, file=sys.stderr)\n")
+    with EmbeddedBroker() as broker:  # the handshake fails, logged at debug level
         run = subprocess.run([sys.executable, "-m", "rlog.cli", "-vv", "run", "--broker", broker.bootstrap,
                               "--role", "parse"], env=env, capture_output=True, text=True, timeout=180)
+        direct = subprocess.run([sys.executable, "-c", client, broker.bootstrap], env=env, capture_output=True,
+                                text=True, timeout=180)
     out = run.stdout + run.stderr
-    assert run.returncode != 0 and "SaslHandshake failed" in out  # the verbose path was taken
+    assert run.returncode == 2 and "does not accept SASL mechanism PLAIN" in out  # refused before any client
     assert secret not in out
+    verbose = direct.stdout + direct.stderr
+    assert "SaslHandshake failed" in verbose and "failed:" in verbose  # the verbose path was taken
+    assert secret not in verbose
 
 
 def test_log_records_are_redacted_wherever_they_are_made(caplog):
