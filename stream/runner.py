@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 
 from rlog.config import RlogConfig
+from rlog.wire import StateKeys
 from stream.app import ROLES, build_app, topic_names
 from stream.broker import EmbeddedBroker
 from stream.kafka_io import BROKER_ENV, broker_record_limit, check_reachable, ensure_topics
@@ -56,6 +57,7 @@ def load_models(cfg: RlogConfig, roles: Sequence[str]):
 def run_worker(cfg: RlogConfig, roles: Sequence[str] = ROLES, broker: str | None = None, *,
                loglevel: str = "warning") -> int:
     """Run until SIGINT/SIGTERM; returns the exit code."""
+    StateKeys.from_env()  # a state key that cannot protect anything is an error now, not after the models load
     bootstrap = resolve_bootstrap(cfg, broker)
     embedded = None
     if bootstrap is None:

@@ -276,3 +276,9 @@ def test_the_sasl_handshake_codec_reads_what_a_broker_answers():
     assert handshake_response(frame) == (33, ["PLAIN", "SCRAM-SHA-256"])
     with pytest.raises(ValueError):
         handshake_response(b"\x00")
+
+
+def test_a_state_key_too_short_to_protect_anything_stops_the_worker_at_once():
+    r = subprocess.run([sys.executable, "-m", "rlog.cli", "run", "--broker", "127.0.0.1:9"],
+                       env={**os.environ, "RLOG_STATE_KEY": "short"}, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("rlog: error: RLOG_STATE_KEY is 5 bytes")
