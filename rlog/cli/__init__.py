@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from rlog import redact
-from rlog.cli import alerts, analyze, bench, info, simulate, streaming, train
+from rlog.cli import alerts, analyze, bench, info, lab, simulate, streaming, train
 from rlog.errors import RlogError
 
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (analyze, simulate, streaming, alerts, info, bench, train):
+    for group in (analyze, simulate, streaming, alerts, info, bench, lab, train):
         group.add_parsers(sub)
     return p
 

@@ -1,0 +1,15 @@
+"""The daemons the lab can run, by name (one module each)."""
+
+from __future__ import annotations
+
+from benchmarks.faultlab.daemon import Daemon
+from benchmarks.faultlab.mosquitto import Mosquitto
+
+DAEMONS: dict[str, type] = {"mosquitto": Mosquitto}
+
+
+def make_daemon(name: str) -> Daemon:
+    try:
+        return DAEMONS[name]()
+    except KeyError:
+        raise ValueError(f"no daemon {name!r} in the lab: {', '.join(DAEMONS)}") from None
