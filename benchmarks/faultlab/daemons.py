@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from benchmarks.faultlab.daemon import Daemon
+from benchmarks.faultlab.haproxy import HAProxy
 from benchmarks.faultlab.mosquitto import Mosquitto
 
-DAEMONS: dict[str, type] = {"mosquitto": Mosquitto}
+DAEMONS: dict[str, type] = {"mosquitto": Mosquitto, "haproxy": HAProxy}
 
 
 def make_daemon(name: str) -> Daemon:
