@@ -5,8 +5,9 @@ from __future__ import annotations
 from benchmarks.faultlab.daemon import Daemon
 from benchmarks.faultlab.haproxy import HAProxy
 from benchmarks.faultlab.mosquitto import Mosquitto
+from benchmarks.faultlab.openssh import OpenSSH
 
-DAEMONS: dict[str, type] = {"mosquitto": Mosquitto, "haproxy": HAProxy}
+DAEMONS: dict[str, type] = {"mosquitto": Mosquitto, "haproxy": HAProxy, "openssh": OpenSSH}
 
 
 def make_daemon(name: str) -> Daemon:
