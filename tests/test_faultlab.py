@@ -53,6 +53,7 @@ def test_mqtt_packets_round_trip_through_the_reader():
 @pytest.mark.skipif(shutil.which("mosquitto") is None,
                     reason="needs Debian's mosquitto (apt-get install mosquitto; .ci/run installs it)")
 def test_a_real_mosquitto_run_leaves_each_faults_trace_and_labels_line_up(tmp_path):
+    from benchmarks.faultlab.corpus import count_sessions
     from benchmarks.faultlab.daemons import make_daemon
     from benchmarks.faultlab.runner import run_lab
     from rlog.sim.output import read_manifest
@@ -64,7 +65,8 @@ def test_a_real_mosquitto_run_leaves_each_faults_trace_and_labels_line_up(tmp_pa
     assert any("mosquitto version" in ln and "running" in ln for ln in log[:10])  # it really started
     assert m["untraced"] == [] and m["workload"]["visits"] > 10
     assert any("New client connected" in ln and "as sensor-" in ln for ln in log)  # the workload really ran
-    rows = list(csv.DictReader(open(tmp_path / "truth.csv")))
+    with open(tmp_path / "truth.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == len(log) == m["lines"]
     windows = {i["fault"]: (i["start"], i["end"]) for i in m["injections"]}
     for r in rows:
@@ -79,3 +81,27 @@ def test_a_real_mosquitto_run_leaves_each_faults_trace_and_labels_line_up(tmp_pa
     manifest = read_manifest(tmp_path)  # `rlog analyze FOLDER` reads a run as a simulation
     assert manifest["files"] == {"logs": "mosquitto.log", "truth": "truth.csv"}
     assert orjson.loads((tmp_path / "manifest.json").read_bytes())["sha256"]["truth.csv"]
+    sessions = count_sessions(tmp_path, manifest)  # cut as `rlog analyze` cuts them: each fault in one at least
+    assert set(sessions["by_fault"]) == labelled and 0 < sessions["abnormal"] < sessions["sessions"]
+
+
+def test_every_daemon_brings_four_to_six_faults_of_different_categories():
+    from benchmarks.faultlab.daemons import DAEMONS
+
+    assert len(DAEMONS) >= 3
+    for name, cls in DAEMONS.items():
+        d = cls()
+        assert 4 <= len(d.faults) <= 6, name
+        assert len({f.category for f in d.faults.values()}) >= 4, name
+        assert all(hasattr(d, f"_{f}") for f in d.faults), name  # every fault has its injector
+        assert d.packages, name
+
+
+def test_rlog_lab_lists_the_daemons_and_refuses_an_unknown_one(capsys):
+    from rlog.cli import main
+
+    assert main(["lab", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "mosquitto" in out and "haproxy" in out and "openssh" in out and "auth_bruteforce" in out
+    assert main(["lab", "run", "-d", "nginx-but-not-really", "-o", "/tmp/nowhere"]) == 2
+    assert "no daemon 'nginx-but-not-really'" in capsys.readouterr().err

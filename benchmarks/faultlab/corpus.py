@@ -1,0 +1,81 @@
+"""Many lab runs as one corpus: daemons × seeds, each run in its own folder, and a manifest that
+says what was built (runs, lines, labelled sessions per daemon and fault, checksums) so a corpus
+too large to commit is rebuilt by its command and checked against the committed manifest."""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from benchmarks.faultlab.daemons import make_daemon
+from benchmarks.faultlab.runner import READ_AS, run_lab
+from rlog.config import load_config
+from rlog.pipeline.lines import Line
+from rlog.pipeline.pipeline import Pipeline
+from rlog.truth import LineTruth
+
+
+def count_sessions(run: Path, manifest: dict) -> dict:
+    """Sessions of a run folder as ``rlog analyze RUN`` cuts them (its manifest's config), by label
+    and by the fault that dominates each abnormal one."""
+    cfg = load_config(env={}, base=manifest["config"])
+    pipe = Pipeline(cfg)
+    truth = {}
+    with open(run / manifest["files"]["truth"], newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            truth[int(r["line"])] = LineTruth(r["label"] == "1", r["incident"] or None, r["scenario"] or None,
+                                              r["category"] or None)
+    sessions = []
+    text = (run / manifest["files"]["logs"]).read_text(encoding="utf-8").splitlines()
+    for n, ln in enumerate(text, 1):
+        sessions += pipe.feed(manifest["daemon"], Line(n, ln), truth.get(n))[0]
+    sessions += pipe.flush()[0]
+    by_fault: Counter = Counter()
+    abnormal = 0
+    for s in sessions:
+        t = s.truth
+        if t is not None and t.label:
+            abnormal += 1
+            by_fault[t.scenario] += 1
+    return {"sessions": len(sessions), "abnormal": abnormal, "by_fault": dict(by_fault)}
+
+
+def build_corpus(out: str | Path, daemons: Sequence[str], seeds: Sequence[int], *, warmup_s: float = 5.0,
+                 gap_s: float = 6.0, progress: bool = True) -> dict:
+    """Run every daemon with every seed into ``out/<daemon>/seed-<n>/``; write ``out/corpus.json``.
+    A daemon that cannot run here is named in the manifest, not silently left out."""
+    out = Path(out)
+    runs, skipped = [], {}
+    t0 = time.time()
+    for name in daemons:
+        d = make_daemon(name)
+        why = d.missing()
+        if why is not None:
+            skipped[name] = why
+            continue
+        for seed in seeds:
+            folder = out / name / f"seed-{seed}"
+            if progress:
+                print(f"rlog lab corpus: {name} seed {seed} ({len(runs) + 1} of {len(daemons) * len(seeds)})",
+                      file=sys.stderr, flush=True)
+            m = run_lab(make_daemon(name), folder, seed=seed, warmup_s=warmup_s, gap_s=gap_s, progress=progress)
+            runs.append({"daemon": name, "seed": seed, "folder": str(folder.relative_to(out)), "lines": m["lines"],
+                         "abnormal_lines": m["abnormal_lines"], "untraced": m["untraced"], "sha256": m["sha256"],
+                         "version": m["version"], **count_sessions(folder, m)})
+    totals: Counter = Counter()
+    faults: Counter = Counter()
+    for r in runs:
+        totals.update({"runs": 1, "lines": r["lines"], "sessions": r["sessions"], "abnormal_sessions": r["abnormal"]})
+        faults.update({f"{r['daemon']}/{k}": v for k, v in r["by_fault"].items()})
+    manifest = {"kind": "rlog.faultlab.corpus/v1", "built_s": round(time.time() - t0, 1), "read_as": READ_AS,
+                "daemons": list(daemons), "seeds": list(seeds), "skipped": skipped, "totals": dict(totals),
+                "abnormal_sessions_by_fault": dict(sorted(faults.items())), "runs": runs}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "corpus.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    return manifest
