@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import Protocol
 
 from benchmarks.faultlab.model import FaultSpec, LogLine
+from rlog.errors import RlogError
+
+
+class DaemonError(RlogError, RuntimeError):
+    """A daemon of the lab did not start or stopped answering; the message holds its last lines."""
 
 
 class Daemon(Protocol):

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from benchmarks.faultlab.daemon import LogStream, Process, missing_binaries
+from benchmarks.faultlab.daemon import DaemonError, LogStream, Process, missing_binaries
 from benchmarks.faultlab.model import FaultSpec, LogLine
 from benchmarks.faultlab.upstream import Upstream
 
@@ -117,7 +117,7 @@ class HAProxy:
                     break
                 time.sleep(0.1)
         tail = "\n".join(ln.text for ln in self.log.snapshot()[-10:])
-        raise RuntimeError(f"haproxy did not start on port {self.port}:\n{tail}")
+        raise DaemonError(f"haproxy did not start on port {self.port}:\n{tail}")
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from benchmarks.faultlab import mqtt
-from benchmarks.faultlab.daemon import LogStream, Process, missing_binaries
+from benchmarks.faultlab.daemon import DaemonError, LogStream, Process, missing_binaries
 from benchmarks.faultlab.model import FaultSpec, LogLine
 
 USER, PASSWORD = "device", "device-secret"
@@ -122,7 +122,7 @@ class Mosquitto:
                     break
                 time.sleep(0.1)
         tail = "\n".join(ln.text for ln in self.log.snapshot()[-10:])
-        raise RuntimeError(f"mosquitto did not start on port {self.port}:\n{tail}")
+        raise DaemonError(f"mosquitto did not start on port {self.port}:\n{tail}")
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from benchmarks.faultlab.daemon import LogStream, Process, missing_binaries
+from benchmarks.faultlab.daemon import DaemonError, LogStream, Process, missing_binaries
 from benchmarks.faultlab.model import FaultSpec, LogLine
 
 _START = (r"Server listening on", r"sshd.*(re-exec|restart)")
@@ -112,7 +112,7 @@ class OpenSSH:
                 break
             time.sleep(0.1)
         tail = "\n".join(ln.text for ln in self.log.snapshot()[-10:])
-        raise RuntimeError(f"sshd did not start on port {self.port}:\n{tail}")
+        raise DaemonError(f"sshd did not start on port {self.port}:\n{tail}")
 
     def stop(self) -> None:
         if self.proc is not None:

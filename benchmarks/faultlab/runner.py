@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from benchmarks.faultlab.daemon import Daemon
+from benchmarks.faultlab.daemon import Daemon, DaemonError
 from benchmarks.faultlab.labels import label_lines, traced
 from benchmarks.faultlab.model import Injection
 from rlog.truth import TRUTH_COLUMNS
@@ -62,7 +62,7 @@ def run_lab(daemon: Daemon, out: str | Path, *, seed: int = 0, faults: Sequence[
     """One seeded run of ``daemon`` with ``faults`` (default: all of its faults, in a seeded order)."""
     why = daemon.missing()
     if why is not None:
-        raise RuntimeError(f"{daemon.name}: {why}")
+        raise DaemonError(f"{daemon.name}: {why}")
     unknown = sorted(set(faults or ()) - set(daemon.faults))
     if unknown:
         raise ValueError(f"{daemon.name} has no fault {', '.join(unknown)}: it has {', '.join(daemon.faults)}")
