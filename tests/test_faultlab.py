@@ -105,3 +105,21 @@ def test_rlog_lab_lists_the_daemons_and_refuses_an_unknown_one(capsys):
     assert all(d in out for d in ("mosquitto", "haproxy", "openssh", "apache")) and "auth_bruteforce" in out
     assert main(["lab", "run", "-d", "nginx-but-not-really", "-o", "/tmp/nowhere"]) == 2
     assert "no daemon 'nginx-but-not-really'" in capsys.readouterr().err
+
+
+def test_a_corpus_build_keeps_finished_runs_and_redoes_damaged_ones(tmp_path):
+    import hashlib
+
+    from benchmarks.faultlab.corpus import finished_run
+
+    run = tmp_path / "mosquitto" / "seed-1"
+    run.mkdir(parents=True)
+    (run / "mosquitto.log").write_text("a\n")
+    (run / "truth.csv").write_text("line\n")
+    sha = {n: hashlib.sha256((run / n).read_bytes()).hexdigest() for n in ("mosquitto.log", "truth.csv")}
+    (run / "manifest.json").write_bytes(orjson.dumps({"daemon": "mosquitto", "seed": 1, "sha256": sha}))
+    assert finished_run(run, "mosquitto", 1) is not None
+    assert finished_run(run, "mosquitto", 2) is None  # another seed
+    (run / "truth.csv").write_text("line\n1\n")  # cut short or edited since
+    assert finished_run(run, "mosquitto", 1) is None
+    assert finished_run(tmp_path / "nothing", "mosquitto", 1) is None

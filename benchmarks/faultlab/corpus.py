@@ -1,6 +1,7 @@
 """Many lab runs as one corpus: daemons × seeds, each run in its own folder, and a manifest that
 says what was built (runs, lines, labelled sessions per daemon and fault, checksums) so a corpus
-too large to commit is rebuilt by its command and checked against the committed manifest."""
+too large to commit is rebuilt by its command and checked against the committed manifest.
+A build is resumable: a run whose folder already holds a finished, intact run is kept."""
 
 from __future__ import annotations
 
@@ -46,6 +47,23 @@ def count_sessions(run: Path, manifest: dict) -> dict:
     return {"sessions": len(sessions), "abnormal": abnormal, "by_fault": dict(by_fault)}
 
 
+def finished_run(folder: Path, daemon: str, seed: int) -> dict | None:
+    """The manifest of a run already built in ``folder`` whose files still match their checksums (a
+    build stopped halfway resumes where it was), else None."""
+    import hashlib
+
+    try:
+        m = orjson.loads((folder / "manifest.json").read_bytes())
+        if m.get("daemon") != daemon or m.get("seed") != seed:
+            return None
+        if all(hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
+               for name, digest in m["sha256"].items()):
+            return m
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None
+
+
 def build_corpus(out: str | Path, daemons: Sequence[str], seeds: Sequence[int], *, warmup_s: float = 5.0,
                  gap_s: float = 6.0, progress: bool = True) -> dict:
     """Run every daemon with every seed into ``out/<daemon>/seed-<n>/``; write ``out/corpus.json``.
@@ -61,10 +79,13 @@ def build_corpus(out: str | Path, daemons: Sequence[str], seeds: Sequence[int], 
             continue
         for seed in seeds:
             folder = out / name / f"seed-{seed}"
+            m = finished_run(folder, name, seed)
             if progress:
-                print(f"rlog lab corpus: {name} seed {seed} ({len(runs) + 1} of {len(daemons) * len(seeds)})",
+                state = "kept from an earlier build" if m is not None else "running"
+                print(f"rlog lab corpus: {name} seed {seed} ({len(runs) + 1} of {len(daemons) * len(seeds)}, {state})",
                       file=sys.stderr, flush=True)
-            m = run_lab(make_daemon(name), folder, seed=seed, warmup_s=warmup_s, gap_s=gap_s, progress=progress)
+            if m is None:
+                m = run_lab(make_daemon(name), folder, seed=seed, warmup_s=warmup_s, gap_s=gap_s, progress=progress)
             runs.append({"daemon": name, "seed": seed, "folder": str(folder.relative_to(out)), "lines": m["lines"],
                          "abnormal_lines": m["abnormal_lines"], "untraced": m["untraced"], "sha256": m["sha256"],
                          "version": m["version"], **count_sessions(folder, m)})
