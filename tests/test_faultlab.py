@@ -117,8 +117,10 @@ def test_a_corpus_build_keeps_finished_runs_and_redoes_damaged_ones(tmp_path):
     (run / "mosquitto.log").write_text("a\n")
     (run / "truth.csv").write_text("line\n")
     sha = {n: hashlib.sha256((run / n).read_bytes()).hexdigest() for n in ("mosquitto.log", "truth.csv")}
-    (run / "manifest.json").write_bytes(orjson.dumps({"daemon": "mosquitto", "seed": 1, "sha256": sha}))
-    assert finished_run(run, "mosquitto", 1) is not None
+    (run / "manifest.json").write_bytes(orjson.dumps({"daemon": "mosquitto", "seed": 1, "sha256": sha,
+                                                      "settings": {"rate_per_s": 4.0}}))
+    assert finished_run(run, "mosquitto", 1, {"rate_per_s": 4.0}) is not None
+    assert finished_run(run, "mosquitto", 1, {"rate_per_s": 8.0}) is None  # another workload
     assert finished_run(run, "mosquitto", 2) is None  # another seed
     (run / "truth.csv").write_text("line\n1\n")  # cut short or edited since
     assert finished_run(run, "mosquitto", 1) is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -47,7 +48,7 @@ def count_sessions(run: Path, manifest: dict) -> dict:
     return {"sessions": len(sessions), "abnormal": abnormal, "by_fault": dict(by_fault)}
 
 
-def finished_run(folder: Path, daemon: str, seed: int) -> dict | None:
+def finished_run(folder: Path, daemon: str, seed: int, settings: dict | None = None) -> dict | None:
     """The manifest of a run already built in ``folder`` whose files still match their checksums (a
     build stopped halfway resumes where it was), else None."""
     import hashlib
@@ -56,6 +57,8 @@ def finished_run(folder: Path, daemon: str, seed: int) -> dict | None:
         m = orjson.loads((folder / "manifest.json").read_bytes())
         if m.get("daemon") != daemon or m.get("seed") != seed:
             return None
+        if settings is not None and any(m.get("settings", {}).get(k) != v for k, v in settings.items()):
+            return None  # built with another workload
         if all(hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
                for name, digest in m["sha256"].items()):
             return m
@@ -65,38 +68,58 @@ def finished_run(folder: Path, daemon: str, seed: int) -> dict | None:
 
 
 def build_corpus(out: str | Path, daemons: Sequence[str], seeds: Sequence[int], *, warmup_s: float = 5.0,
-                 gap_s: float = 6.0, progress: bool = True) -> dict:
+                 gap_s: float = 6.0, rate_per_s: float = 4.0, parallel: bool = True, progress: bool = True) -> dict:
     """Run every daemon with every seed into ``out/<daemon>/seed-<n>/``; write ``out/corpus.json``.
-    A daemon that cannot run here is named in the manifest, not silently left out."""
+
+    ``parallel``: the daemons run side by side (each its own thread, ports and folder; a run is
+    mostly waiting, so this divides the wall time, not the labels' accuracy), seeds one after
+    another per daemon. A daemon that cannot run here is named in the manifest, not left out
+    silently."""
     out = Path(out)
-    runs, skipped = [], {}
+    skipped = {name: why for name in daemons if (why := make_daemon(name).missing()) is not None}
+    todo = [name for name in daemons if name not in skipped]
+    results: dict[str, list[dict]] = {name: [] for name in todo}
+    errors: dict[str, str] = {}
     t0 = time.time()
-    for name in daemons:
-        d = make_daemon(name)
-        why = d.missing()
-        if why is not None:
-            skipped[name] = why
-            continue
+
+    def one_daemon(name: str) -> None:
         for seed in seeds:
             folder = out / name / f"seed-{seed}"
-            m = finished_run(folder, name, seed)
+            m = finished_run(folder, name, seed, {"warmup_s": warmup_s, "gap_s": gap_s, "rate_per_s": rate_per_s})
             if progress:
                 state = "kept from an earlier build" if m is not None else "running"
-                print(f"rlog lab corpus: {name} seed {seed} ({len(runs) + 1} of {len(daemons) * len(seeds)}, {state})",
-                      file=sys.stderr, flush=True)
-            if m is None:
-                m = run_lab(make_daemon(name), folder, seed=seed, warmup_s=warmup_s, gap_s=gap_s, progress=progress)
-            runs.append({"daemon": name, "seed": seed, "folder": str(folder.relative_to(out)), "lines": m["lines"],
-                         "abnormal_lines": m["abnormal_lines"], "untraced": m["untraced"], "sha256": m["sha256"],
-                         "version": m["version"], **count_sessions(folder, m)})
+                print(f"rlog lab corpus: {name} seed {seed} ({state})", file=sys.stderr, flush=True)
+            try:
+                if m is None:
+                    m = run_lab(make_daemon(name), folder, seed=seed, warmup_s=warmup_s, gap_s=gap_s,
+                                rate_per_s=rate_per_s, progress=progress)
+            except Exception as e:  # noqa: BLE001 - one daemon failing ends its runs, not the others'; said below
+                errors[name] = f"seed {seed}: {type(e).__name__}: {e}"[:500]
+                return
+            results[name].append({"daemon": name, "seed": seed, "folder": str(folder.relative_to(out)),
+                                  "lines": m["lines"], "abnormal_lines": m["abnormal_lines"],
+                                  "untraced": m["untraced"], "sha256": m["sha256"], "version": m["version"],
+                                  **count_sessions(folder, m)})
+
+    if parallel:
+        threads = [threading.Thread(target=one_daemon, args=(name,), name=f"lab-{name}") for name in todo]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    else:
+        for name in todo:
+            one_daemon(name)
+    runs = [r for name in todo for r in results[name]]
     totals: Counter = Counter()
     faults: Counter = Counter()
     for r in runs:
         totals.update({"runs": 1, "lines": r["lines"], "sessions": r["sessions"], "abnormal_sessions": r["abnormal"]})
         faults.update({f"{r['daemon']}/{k}": v for k, v in r["by_fault"].items()})
     manifest = {"kind": "rlog.faultlab.corpus/v1", "built_s": round(time.time() - t0, 1), "read_as": READ_AS,
-                "daemons": list(daemons), "seeds": list(seeds), "skipped": skipped, "totals": dict(totals),
-                "abnormal_sessions_by_fault": dict(sorted(faults.items())), "runs": runs}
+                "daemons": list(daemons), "seeds": list(seeds), "rate_per_s": rate_per_s, "skipped": skipped,
+                "failed": errors, "totals": dict(totals), "abnormal_sessions_by_fault": dict(sorted(faults.items())),
+                "runs": runs}
     out.mkdir(parents=True, exist_ok=True)
     (out / "corpus.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return manifest

@@ -108,6 +108,7 @@ def run_lab(daemon: Daemon, out: str | Path, *, seed: int = 0, faults: Sequence[
         "kind": "rlog.faultlab.run/v1", "daemon": daemon.name, "version": daemon.version(), "seed": seed,
         "started": t0, "duration_s": round(time.time() - t0, 1), "lines": len(lines),
         "abnormal_lines": sum(lb.label for lb in labels), "workload": stats,
+        "settings": {"faults": order, "warmup_s": warmup_s, "gap_s": gap_s, "rate_per_s": rate_per_s},
         "injections": [{**inj.as_dict(), "traced_lines": counts.get(inj.fault, 0)} for inj in injections],
         "untraced": [inj.fault for inj in injections if not counts.get(inj.fault)],
         "files": {"logs": log_name, "truth": "truth.csv"}, "config": READ_AS,

@@ -32,6 +32,8 @@ def add_parsers(sub) -> None:
     corpus.add_argument("--seeds", default="1-5", metavar="N-M|A,B", help="seeds, a range or a list (default 1-5)")
     corpus.add_argument("--warmup", type=float, default=5.0, metavar="S", help="normal work before the first fault")
     corpus.add_argument("--gap", type=float, default=6.0, metavar="S", help="mean normal work between faults")
+    corpus.add_argument("--rate", type=float, default=4.0, help="client visits per second of the normal workload")
+    corpus.add_argument("--one-at-a-time", action="store_true", help="run the daemons one after another, not side by side")
     corpus.set_defaults(func=cmd_corpus)
     lab.set_defaults(func=lambda a: (lab.print_help(), 2)[1])
 
@@ -88,7 +90,8 @@ def cmd_corpus(a: argparse.Namespace) -> int:
     unknown = sorted(set(names) - set(DAEMONS))
     if unknown:
         raise ValueError(f"no daemon {', '.join(unknown)} in the lab: {', '.join(DAEMONS)}")
-    m = build_corpus(a.out, names, _seeds(a.seeds), warmup_s=a.warmup, gap_s=a.gap)
+    m = build_corpus(a.out, names, _seeds(a.seeds), warmup_s=a.warmup, gap_s=a.gap, rate_per_s=a.rate,
+                     parallel=not a.one_at_a_time)
     rows = [(k, v) for k, v in m["abnormal_sessions_by_fault"].items()]
     print(format_table(("daemon/fault", "abnormal sessions"), rows))
     t = m["totals"]
@@ -96,4 +99,6 @@ def cmd_corpus(a: argparse.Namespace) -> int:
           f"({t.get('abnormal_sessions', 0):,} abnormal) in {a.out}; manifest {a.out}/corpus.json")
     for name, why in m["skipped"].items():
         print(f"rlog lab corpus: {name} not run here: {why}")
-    return 0
+    for name, why in m["failed"].items():
+        print(f"rlog lab corpus: {name} stopped: {why}")
+    return 1 if m["failed"] else 0
