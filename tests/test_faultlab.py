@@ -52,14 +52,15 @@ def test_mqtt_packets_round_trip_through_the_reader():
 
 @pytest.mark.skipif(shutil.which("mosquitto") is None,
                     reason="needs Debian's mosquitto (apt-get install mosquitto; .ci/run installs it)")
-def test_a_real_mosquitto_run_leaves_each_faults_trace_and_labels_line_up(tmp_path):
+def test_a_real_mosquitto_run_leaves_each_faults_trace_and_labels_line_up(tmp_path, monkeypatch):
     from benchmarks.faultlab.corpus import count_sessions
     from benchmarks.faultlab.daemons import make_daemon
     from benchmarks.faultlab.runner import run_lab
     from rlog.sim.output import read_manifest
 
     d = make_daemon("mosquitto")
-    m = run_lab(d, tmp_path, seed=5, faults=["malformed_packets", "auth_bruteforce", "crash_restart"],
+    monkeypatch.chdir(tmp_path.parent)  # a relative run folder, as `rlog lab run -o out/lab/mq` gives it
+    m = run_lab(d, tmp_path.name, seed=5, faults=["malformed_packets", "auth_bruteforce", "crash_restart"],
                 warmup_s=1.5, gap_s=1.0, rate_per_s=6.0, progress=False)
     log = (tmp_path / "mosquitto.log").read_text().splitlines()
     assert any("mosquitto version" in ln and "running" in ln for ln in log[:10])  # it really started

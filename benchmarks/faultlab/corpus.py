@@ -75,7 +75,7 @@ def build_corpus(out: str | Path, daemons: Sequence[str], seeds: Sequence[int], 
     mostly waiting, so this divides the wall time, not the labels' accuracy), seeds one after
     another per daemon. A daemon that cannot run here is named in the manifest, not left out
     silently."""
-    out = Path(out)
+    out = Path(out).resolve()  # daemons run in their own folder: every path they are given is absolute
     skipped = {name: why for name in daemons if (why := make_daemon(name).missing()) is not None}
     todo = [name for name in daemons if name not in skipped]
     results: dict[str, list[dict]] = {name: [] for name in todo}

@@ -68,7 +68,7 @@ def run_lab(daemon: Daemon, out: str | Path, *, seed: int = 0, faults: Sequence[
         raise ValueError(f"{daemon.name} has no fault {', '.join(unknown)}: it has {', '.join(daemon.faults)}")
     rng = random.Random(seed)
     order = list(faults) if faults else rng.sample(sorted(daemon.faults), k=len(daemon.faults))
-    out = Path(out)
+    out = Path(out).resolve()  # daemons run in their own folder: every path they are given is absolute
     out.mkdir(parents=True, exist_ok=True)
     say = (lambda m: print(f"rlog lab: {daemon.name}: {m}", file=sys.stderr, flush=True)) if progress else \
         (lambda m: None)
