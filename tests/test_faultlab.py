@@ -126,3 +126,16 @@ def test_a_corpus_build_keeps_finished_runs_and_redoes_damaged_ones(tmp_path):
     (run / "truth.csv").write_text("line\n1\n")  # cut short or edited since
     assert finished_run(run, "mosquitto", 1) is None
     assert finished_run(tmp_path / "nothing", "mosquitto", 1) is None
+
+
+def test_the_corpus_table_says_per_daemon_and_fault_what_was_built():
+    from benchmarks.faultlab.corpus import corpus_table
+
+    run = {"daemon": "mosquitto", "version": "mosquitto 2.0.11", "lines": 800, "sessions": 40, "abnormal": 9,
+           "untraced": []}
+    m = {"runs": [run, {**run, "untraced": ["crash_restart"]}], "seeds": [1, 2], "rate_per_s": 6.0, "built_s": 120,
+         "read_as": {"session": {"size": 20}}, "totals": {"runs": 2, "sessions": 80, "abnormal_sessions": 18},
+         "abnormal_sessions_by_fault": {"mosquitto/auth_bruteforce": 4}, "skipped": {"apache": "not installed"}}
+    text = corpus_table(m)
+    assert "2 runs, 80 sessions (18 abnormal)" in text and "| mosquitto | mosquitto 2.0.11 | 2 | 1,600 | 80 | 18 | 1 |" \
+        in text and "| mosquitto/auth_bruteforce | 4 |" in text and "apache not run: not installed" in text

@@ -122,4 +122,29 @@ def build_corpus(out: str | Path, daemons: Sequence[str], seeds: Sequence[int], 
                 "runs": runs}
     out.mkdir(parents=True, exist_ok=True)
     (out / "corpus.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    (out / "corpus.md").write_text(corpus_table(manifest), encoding="utf-8")
     return manifest
+
+
+def corpus_table(m: dict) -> str:
+    """The corpus as a reader checks it: per daemon and per fault, runs, lines and sessions."""
+    per: dict[str, Counter] = {}
+    for r in m["runs"]:
+        per.setdefault(r["daemon"], Counter()).update({"runs": 1, "lines": r["lines"], "sessions": r["sessions"],
+                                                       "abnormal": r["abnormal"], "untraced": len(r["untraced"])})
+    versions = {r["daemon"]: r["version"] for r in m["runs"]}
+    out = [f"# Fault-lab corpus: {m['totals'].get('runs', 0)} runs, {m['totals'].get('sessions', 0):,} sessions "
+           f"({m['totals'].get('abnormal_sessions', 0):,} abnormal)", "",
+           f"Seeds {m['seeds'][0]}-{m['seeds'][-1]}, workload {m.get('rate_per_s')} visits/s, sessions as `rlog "
+           f"analyze` cuts a run folder ({m['read_as']['session']['size']}-line windows). Built in "
+           f"{m['built_s'] / 60:.0f} min.", "",
+           "| daemon | version | runs | lines | sessions | abnormal sessions | faults without a trace |",
+           "|---|---|---|---|---|---|---|"]
+    for name, c in per.items():
+        out.append(f"| {name} | {versions[name]} | {c['runs']} | {c['lines']:,} | {c['sessions']:,} | "
+                   f"{c['abnormal']:,} | {c['untraced']} |")
+    out += ["", "| daemon / fault | abnormal sessions |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in m["abnormal_sessions_by_fault"].items()]
+    if m.get("skipped") or m.get("failed"):
+        out += ["", *(f"- {k} not run: {v}" for k, v in {**m.get("skipped", {}), **m.get("failed", {})}.items())]
+    return "\n".join(out) + "\n"
