@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import socket
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from benchmarks.faultlab.daemon import DaemonError, LogStream, Process, missing_binaries
-from benchmarks.faultlab.model import FaultSpec, LogLine
-from benchmarks.faultlab.upstream import Upstream
+from benchmarks.faultlab.daemon import Service, free_port, missing_binaries
+from benchmarks.faultlab.model import FaultSpec
+from benchmarks.faultlab.upstream import Upstream, http_get
 
 MODULES = "/usr/lib/apache2/modules"
 MAX_WORKERS = 6
@@ -58,25 +55,17 @@ FAULTS = {f.name: f for f in (
 )}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Apache:
+class Apache(Service):
     """apache2 -DFOREGROUND with a config of its own: static files in ``workdir/site``, ``/app`` proxied
     to an upstream, error and access logs on stderr/stdout."""
 
     name = "apache"
     packages = ("apache2",)
     faults = FAULTS
+    conf_name = "apache2.conf"
 
     def __init__(self) -> None:
-        self.log = LogStream()
-        self.proc: Process | None = None
-        self.port = 0
-        self.workdir = Path(".")
+        super().__init__()
         self.app: Upstream | None = None
 
     def missing(self) -> str | None:
@@ -87,13 +76,17 @@ class Apache:
                            env={**os.environ, "APACHE_RUN_DIR": str(self.workdir)})
         return r.stdout.splitlines()[0].split(":", 1)[-1].strip()
 
+    def command(self, conf: Path) -> list[str]:
+        w = self.workdir
+        env = {"APACHE_RUN_DIR": w, "APACHE_LOCK_DIR": w, "APACHE_LOG_DIR": w, "APACHE_PID_FILE": w / "apache2.pid"}
+        return ["env", *(f"{k}={v}" for k, v in env.items()), "apache2", "-DFOREGROUND", "-f", str(conf)]
+
     def _config(self, extra: str = "") -> Path:
         w = self.workdir
         mods = ("mpm_event", "authz_core", "authz_host", "dir", "mime", "alias", "proxy",
                 "proxy_http", "headers", "status")
         user = "User www-data\nGroup www-data\n" if os.geteuid() == 0 else ""
-        conf = w / "apache2.conf"
-        conf.write_text(
+        self.conf.write_text(
             "".join(f"LoadModule {m}_module {MODULES}/mod_{m}.so\n" for m in mods) +
             f"ServerRoot {w}\nServerName lab.local\nListen 127.0.0.1:{self.port}\nPidFile {w / 'apache2.pid'}\n"
             f"Mutex file:{w}\nDefaultRuntimeDir {w}\n{user}"
@@ -104,7 +97,7 @@ class Apache:
             f"<Directory {w / 'site'}>\n    Require all granted\n</Directory>\nDirectoryIndex index.html\n"
             f"ProxyPass /app http://127.0.0.1:{self.app.port if self.app else 9}/ timeout=3 retry=0\n"
             + extra)
-        return conf
+        return self.conf
 
     def start(self, workdir: Path, rng: random.Random) -> None:
         self.workdir = w = Path(workdir)
@@ -123,53 +116,27 @@ class Apache:
             for p in site.rglob("*"):
                 os.chmod(p, 0o755 if p.is_dir() else 0o644)
             os.chmod(site, 0o755)
-        self.app = Upstream(_free_port())
+        self.app = Upstream(free_port())
         self.app.start()
-        self.port = _free_port()
+        self.port = free_port()
         self._launch(self._config())
 
-    def _env(self) -> dict:
-        return {"APACHE_RUN_DIR": str(self.workdir), "APACHE_LOCK_DIR": str(self.workdir),
-                "APACHE_LOG_DIR": str(self.workdir), "APACHE_PID_FILE": str(self.workdir / "apache2.pid")}
-
-    def _process(self, conf: Path) -> Process:
-        return Process(["env", *(f"{k}={v}" for k, v in self._env().items()), "apache2", "-DFOREGROUND", "-f",
-                        str(conf)], self.log, cwd=self.workdir)
-
-    def _launch(self, conf: Path) -> None:
-        (self.workdir / "apache2.pid").unlink(missing_ok=True)
-        self.proc = self._process(conf)
-        self.proc.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                if not self.proc.alive():
-                    break
-                time.sleep(0.1)
-        tail = "\n".join(ln.text for ln in self.log.snapshot()[-10:])
-        raise DaemonError(f"apache2 did not start on port {self.port}:\n{tail}")
+    def _launch(self, conf: Path | None = None) -> None:
+        (self.workdir / "apache2.pid").unlink(missing_ok=True)  # a killed parent leaves it behind
+        super()._launch(conf)
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill(signal.SIGTERM)
+        super().stop()
         if self.app is not None:
             self.app.stop()
 
-    def lines(self) -> list[LogLine]:
-        return self.log.snapshot()
+    def _killed(self) -> None:
+        subprocess.run(["pkill", "-9", "-f", str(self.conf)], capture_output=True, timeout=10)  # its children
 
     # ------------------------------------------------------------------ normal work
 
-    def _get(self, path: str, timeout_s: float = 8.0) -> int:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout_s) as r:
-                r.read()
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
+    def _get(self, path: str) -> int:
+        return http_get(self.port, path)
 
     def work(self, rng: random.Random) -> None:
         """A visitor: pages, static files and the application; now and then a page that does not
@@ -186,9 +153,6 @@ class Apache:
                                       f"/app/items/{rng.randrange(300)}")))
 
     # ------------------------------------------------------------------ faults
-
-    def inject(self, fault: str, rng: random.Random) -> dict:
-        return getattr(self, f"_{fault}")(rng)
 
     def _docroot_unreadable(self, rng: random.Random) -> dict:
         site = self.workdir / "site"
@@ -219,19 +183,13 @@ class Apache:
         assert self.app is not None
         self.app.mode, self.app.delay_s = "slow", rng.uniform(2.0, 2.8)
         n = rng.randrange(MAX_WORKERS * 3, MAX_WORKERS * 5)
-        threads = [threading.Thread(target=self._safe_get, args=("/app/report",), daemon=True) for _ in range(n)]
+        threads = [threading.Thread(target=self._get, args=("/app/report",), daemon=True) for _ in range(n)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(15)
         self.app.mode, self.app.delay_s = "ok", 0.0
         return {"requests": n}
-
-    def _safe_get(self, path: str) -> int:
-        try:
-            return self._get(path)
-        except OSError:
-            return 0
 
     def _malformed_requests(self, rng: random.Random) -> dict:
         bad = [b"GET /index.html HTTP/9.9\r\nHost: x\r\n\r\n", b"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -247,22 +205,8 @@ class Apache:
                 pass
         return {"requests": len(sent)}
 
-    def _crash_restart(self, rng: random.Random) -> dict:
-        assert self.proc is not None
-        self.proc.kill(signal.SIGKILL)
-        subprocess.run(["pkill", "-9", "-f", str(self.workdir / "apache2.conf")], capture_output=True, timeout=10)
-        down = rng.uniform(0.5, 2.0)
-        time.sleep(down)
-        self._launch(self.workdir / "apache2.conf")
-        return {"down_s": round(down, 2)}
-
     def _bad_config_restart(self, rng: random.Random) -> dict:
-        assert self.proc is not None
-        self.proc.kill(signal.SIGTERM)
-        broken = self._config(extra=rng.choice(("MaxRequestWorker 10\n", "ProxyPass /x\n", "<Directory /srv>\n")))
-        self.proc = self._process(broken)
-        self.proc.start()
-        code = self.proc.wait_exit(10)
-        time.sleep(rng.uniform(0.5, 1.5))
+        extra = rng.choice(("MaxRequestWorker 10\n", "ProxyPass /x\n", "<Directory /srv>\n"))
+        out = self._broken_restart(rng, self._config(extra=extra))
         self._launch(self._config())
-        return {"exit_code": code}
+        return out

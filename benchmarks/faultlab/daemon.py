@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -114,3 +115,94 @@ class Process:
             return self.proc.wait(timeout_s) if self.proc is not None else None
         except subprocess.TimeoutExpired:
             return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """What every lab daemon shares: its log stream, one process at a time on a loopback port in a
+    folder of its own, launching with a readiness wait, stopping, and the two faults every daemon
+    suffers the same way (killed and restarted; restarted on a broken configuration).
+
+    A daemon says how it is run (``command``), what file configures it (``conf_name``) and, where
+    an open port is not enough, when it is ready (``ready``)."""
+
+    name = "service"
+    packages: tuple[str, ...] = ()
+    faults: Mapping[str, FaultSpec] = {}
+    conf_name = "daemon.conf"
+    settle_s = 0.0  # after it answers, until it is really serving (a proxy's first health checks)
+
+    def __init__(self) -> None:
+        self.log = LogStream()
+        self.proc: Process | None = None
+        self.port = 0
+        self.workdir = Path(".")
+
+    def command(self, conf: Path) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    @property
+    def conf(self) -> Path:
+        return self.workdir / self.conf_name
+
+    def lines(self) -> list[LogLine]:
+        return self.log.snapshot()
+
+    def inject(self, fault: str, rng: random.Random) -> dict:
+        return getattr(self, f"_{fault}")(rng)
+
+    def _process(self, conf: Path) -> Process:
+        return Process(self.command(conf), self.log, cwd=self.workdir)
+
+    def _launch(self, conf: Path | None = None) -> None:
+        self.proc = self._process(conf or self.conf)
+        self.proc.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.ready():
+                time.sleep(self.settle_s)
+                return
+            if not self.proc.alive():
+                break
+            time.sleep(0.1)
+        tail = "\n".join(ln.text for ln in self.log.snapshot()[-10:])
+        raise DaemonError(f"{self.name} did not start on port {self.port}:\n{tail}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill(signal.SIGTERM)
+
+    def _killed(self) -> None:
+        """After the daemon was killed (-9): what else of it must go (children holding its port)."""
+
+    def _crash_restart(self, rng: random.Random) -> dict:
+        assert self.proc is not None
+        self.proc.kill(signal.SIGKILL)
+        self._killed()
+        down = rng.uniform(0.5, 2.0)
+        time.sleep(down)
+        self._launch()
+        return {"down_s": round(down, 2)}
+
+    def _broken_restart(self, rng: random.Random, broken: Path) -> dict:
+        """Stop the daemon, start it on ``broken`` (it refuses and exits), wait for the operator to
+        notice; the caller repairs and relaunches."""
+        assert self.proc is not None
+        self.proc.kill(signal.SIGTERM)
+        self.proc = self._process(broken)
+        self.proc.start()
+        code = self.proc.wait_exit(10)
+        time.sleep(rng.uniform(0.5, 1.5))
+        return {"exit_code": code}

@@ -7,17 +7,14 @@ foreground writes nothing when it starts cleanly, so a restart leaves no trace i
 from __future__ import annotations
 
 import random
-import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from benchmarks.faultlab.daemon import DaemonError, LogStream, Process, missing_binaries
-from benchmarks.faultlab.model import FaultSpec, LogLine
-from benchmarks.faultlab.upstream import Upstream
+from benchmarks.faultlab.daemon import Service, free_port, missing_binaries
+from benchmarks.faultlab.model import FaultSpec
+from benchmarks.faultlab.upstream import Upstream, http_get
 
 TIMEOUT_SERVER_S = 1.5
 SERVER_MAXCONN = 4
@@ -54,24 +51,17 @@ FAULTS = {f.name: f for f in (
 )}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class HAProxy:
+class HAProxy(Service):
     """The proxy on a free loopback port, two upstream servers behind it, its log on stdout/stderr."""
 
     name = "haproxy"
     packages = ("haproxy",)
     faults = FAULTS
+    conf_name = "haproxy.cfg"
+    settle_s = 0.5  # its first health checks
 
     def __init__(self) -> None:
-        self.log = LogStream()
-        self.proc: Process | None = None
-        self.port = 0
-        self.workdir = Path(".")
+        super().__init__()
         self.upstreams: list[Upstream] = []
 
     def missing(self) -> str | None:
@@ -81,62 +71,39 @@ class HAProxy:
         r = subprocess.run(["haproxy", "-v"], capture_output=True, text=True, timeout=10)
         return r.stdout.splitlines()[0].strip()
 
+    def command(self, conf: Path) -> list[str]:
+        return ["haproxy", "-db", "-f", str(conf)]
+
     def _config(self, extra: str = "") -> Path:
         servers = "\n".join(f"    server s{i + 1} 127.0.0.1:{u.port} maxconn {SERVER_MAXCONN} check inter 400 fall 2 rise 2"
                             for i, u in enumerate(self.upstreams))
-        conf = self.workdir / "haproxy.cfg"
-        conf.write_text(
+        self.conf.write_text(
             "global\n    log stdout format raw local0 info\n    maxconn 512\n" + extra +
             "defaults\n    mode http\n    log global\n    option httplog\n    option dontlognull\n"
             f"    timeout connect 1s\n    timeout client 5s\n    timeout server {int(TIMEOUT_SERVER_S * 1000)}ms\n"
             "    timeout queue 1s\n"
             f"frontend web\n    bind 127.0.0.1:{self.port}\n    default_backend app\n"
             f"backend app\n    balance roundrobin\n    option httpchk GET /health\n{servers}\n")
-        return conf
+        return self.conf
 
     def start(self, workdir: Path, rng: random.Random) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.upstreams = [Upstream(_free_port()) for _ in range(2)]
+        self.upstreams = [Upstream(free_port()) for _ in range(2)]
         for u in self.upstreams:
             u.start()
-        self.port = _free_port()
+        self.port = free_port()
         self._launch(self._config())
 
-    def _launch(self, conf: Path) -> None:
-        self.proc = Process(["haproxy", "-db", "-f", str(conf)], self.log, cwd=self.workdir)
-        self.proc.start()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                time.sleep(0.5)  # the first health checks
-                return
-            except OSError:
-                if not self.proc.alive():
-                    break
-                time.sleep(0.1)
-        tail = "\n".join(ln.text for ln in self.log.snapshot()[-10:])
-        raise DaemonError(f"haproxy did not start on port {self.port}:\n{tail}")
-
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill(signal.SIGTERM)
+        super().stop()
         for u in self.upstreams:
             u.stop()
 
-    def lines(self) -> list[LogLine]:
-        return self.log.snapshot()
-
     # ------------------------------------------------------------------ normal work
 
-    def _get(self, path: str, timeout_s: float = 5.0) -> int:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout_s) as r:
-                r.read()
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
+    def _get(self, path: str) -> int:
+        return http_get(self.port, path, timeout_s=5.0)
 
     def work(self, rng: random.Random) -> None:
         """A visitor: a few pages, now and then a page that does not exist (404), or a request
@@ -152,9 +119,6 @@ class HAProxy:
                 self._get(rng.choice(("/", "/products", f"/products/{rng.randrange(500)}", "/cart", "/static/app.js")))
 
     # ------------------------------------------------------------------ faults
-
-    def inject(self, fault: str, rng: random.Random) -> dict:
-        return getattr(self, f"_{fault}")(rng)
 
     def _down(self, which: list[Upstream], rng: random.Random) -> dict:
         for u in which:
@@ -200,7 +164,7 @@ class HAProxy:
             u.mode, u.delay_s = "slow", rng.uniform(0.8, 1.2)  # slow, not past timeout server
         n = rng.randrange(30, 60)
         codes: list[int] = []
-        threads = [threading.Thread(target=lambda: codes.append(self._safe_get("/checkout")), daemon=True)
+        threads = [threading.Thread(target=lambda: codes.append(self._get("/checkout")), daemon=True)
                    for _ in range(n)]
         for t in threads:
             t.start()
@@ -210,19 +174,8 @@ class HAProxy:
             u.mode, u.delay_s = "ok", 0.0
         return {"requests": n, "served": codes.count(200), "503": codes.count(503)}
 
-    def _safe_get(self, path: str) -> int:
-        try:
-            return self._get(path)
-        except OSError:
-            return 0
-
     def _bad_config_restart(self, rng: random.Random) -> dict:
-        assert self.proc is not None
-        self.proc.kill(signal.SIGTERM)
-        broken = self._config(extra=rng.choice(("    maxconnn 100\n", "    nbthread many\n", "    tune.bufsize\n")))
-        self.proc = Process(["haproxy", "-db", "-f", str(broken)], self.log, cwd=self.workdir)
-        self.proc.start()
-        code = self.proc.wait_exit(10)
-        time.sleep(rng.uniform(0.5, 1.5))
+        extra = rng.choice(("    maxconnn 100\n", "    nbthread many\n", "    tune.bufsize\n"))
+        out = self._broken_restart(rng, self._config(extra=extra))
         self._launch(self._config())
-        return {"exit_code": code}
+        return out

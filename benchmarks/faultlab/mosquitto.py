@@ -7,15 +7,14 @@ from __future__ import annotations
 import getpass
 import os
 import random
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 from benchmarks.faultlab import mqtt
-from benchmarks.faultlab.daemon import DaemonError, LogStream, Process, missing_binaries
-from benchmarks.faultlab.model import FaultSpec, LogLine
+from benchmarks.faultlab.daemon import Service, free_port, missing_binaries
+from benchmarks.faultlab.model import FaultSpec
 
 USER, PASSWORD = "device", "device-secret"
 MAX_CONNECTIONS = 40
@@ -54,19 +53,13 @@ FAULTS = {f.name: f for f in (
 )}
 
 
-class Mosquitto:
+class Mosquitto(Service):
     """The broker, its password file and persistence in ``workdir``, listening on a free loopback port."""
 
     name = "mosquitto"
     packages = ("mosquitto",)
     faults = FAULTS
-
-    def __init__(self) -> None:
-        self.log = LogStream()
-        self.proc: Process | None = None
-        self.port = 0
-        self.workdir = Path(".")
-        self._n = 0
+    conf_name = "mosquitto.conf"
 
     def missing(self) -> str | None:
         return missing_binaries("mosquitto", "mosquitto_passwd", packages=self.packages)
@@ -75,13 +68,13 @@ class Mosquitto:
         r = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, timeout=10)
         return (r.stdout or r.stderr).splitlines()[0].strip()
 
-    # ------------------------------------------------------------------ lifecycle
+    def command(self, conf: Path) -> list[str]:
+        return ["mosquitto", "-c", str(conf)]
 
     def _config(self, extra: str = "") -> Path:
         data = self.workdir / "data"
         data.mkdir(exist_ok=True)
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
+        self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous false\n"
             f"password_file {self.workdir / 'passwords'}\n"
@@ -92,7 +85,7 @@ class Mosquitto:
             "connection_messages true\n"
             f"max_connections {MAX_CONNECTIONS}\n"
             f"persistence true\npersistence_location {data}/\nautosave_interval 3\n" + extra)
-        return conf
+        return self.conf
 
     def start(self, workdir: Path, rng: random.Random) -> None:
         self.workdir = Path(workdir)
@@ -102,34 +95,8 @@ class Mosquitto:
         subprocess.run(["mosquitto_passwd", "-b", str(pw), USER, PASSWORD], check=True, capture_output=True,
                        timeout=30)
         os.chmod(pw, 0o600)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self._launch(self._config())
-
-    def _launch(self, conf: Path, wait: bool = True) -> None:
-        self.proc = Process(["mosquitto", "-c", str(conf)], self.log, cwd=self.workdir)
-        self.proc.start()
-        if not wait:
-            return
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                if not self.proc.alive():
-                    break
-                time.sleep(0.1)
-        tail = "\n".join(ln.text for ln in self.log.snapshot()[-10:])
-        raise DaemonError(f"mosquitto did not start on port {self.port}:\n{tail}")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill(signal.SIGTERM)
-
-    def lines(self) -> list[LogLine]:
-        return self.log.snapshot()
 
     # ------------------------------------------------------------------ normal work
 
@@ -162,9 +129,6 @@ class Mosquitto:
             c.disconnect()
 
     # ------------------------------------------------------------------ faults
-
-    def inject(self, fault: str, rng: random.Random) -> dict:
-        return getattr(self, f"_{fault}")(rng)
 
     def _auth_bruteforce(self, rng: random.Random) -> dict:
         tries = rng.randrange(8, 20)
@@ -204,14 +168,6 @@ class Mosquitto:
                 pass
         return {"packets": len(sent)}
 
-    def _crash_restart(self, rng: random.Random) -> dict:
-        assert self.proc is not None
-        self.proc.kill(signal.SIGKILL)
-        down = rng.uniform(0.5, 2.0)
-        time.sleep(down)
-        self._launch(self.workdir / "mosquitto.conf")
-        return {"down_s": round(down, 2)}
-
     def _persistence_blocked(self, rng: random.Random) -> dict:
         block = self.workdir / "data" / "mosquitto.db.new"  # the file a save writes first, a directory now
         block.mkdir(exist_ok=True)
@@ -224,12 +180,7 @@ class Mosquitto:
         return {"blocked_s": round(held, 2)}
 
     def _bad_config_restart(self, rng: random.Random) -> dict:
-        assert self.proc is not None
-        self.proc.kill(signal.SIGTERM)
-        broken = self._config(extra=rng.choice(("max_conections 100\n", "listner 1884\n", "persistance true\n")))
-        self.proc = Process(["mosquitto", "-c", str(broken)], self.log, cwd=self.workdir)
-        self.proc.start()
-        code = self.proc.wait_exit(10)
-        time.sleep(rng.uniform(0.5, 1.5))  # the operator notices
+        extra = rng.choice(("max_conections 100\n", "listner 1884\n", "persistance true\n"))
+        out = self._broken_restart(rng, self._config(extra=extra))
         self._launch(self._config())
-        return {"exit_code": code}
+        return out

@@ -7,14 +7,13 @@ from __future__ import annotations
 import getpass
 import os
 import random
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-from benchmarks.faultlab.daemon import DaemonError, LogStream, Process, missing_binaries
-from benchmarks.faultlab.model import FaultSpec, LogLine
+from benchmarks.faultlab.daemon import Service, free_port, missing_binaries
+from benchmarks.faultlab.model import FaultSpec
 
 _START = (r"Server listening on", r"sshd.*(re-exec|restart)")
 MAX_STARTUPS = "3:50:6"
@@ -55,18 +54,16 @@ FAULTS = {f.name: f for f in (
 )}
 
 
-class OpenSSH:
+class OpenSSH(Service):
     """sshd -D -e on a free loopback port; logins as this user with a key made for the run."""
 
     name = "openssh"
     packages = ("openssh-server", "openssh-client")
     faults = FAULTS
+    conf_name = "sshd_config"
 
     def __init__(self) -> None:
-        self.log = LogStream()
-        self.proc: Process | None = None
-        self.port = 0
-        self.workdir = Path(".")
+        super().__init__()
         self.user = getpass.getuser()
 
     def missing(self) -> str | None:
@@ -76,15 +73,20 @@ class OpenSSH:
         r = subprocess.run(["ssh", "-V"], capture_output=True, text=True, timeout=10)
         return (r.stderr or r.stdout).strip()
 
+    def command(self, conf: Path) -> list[str]:
+        return ["/usr/sbin/sshd", "-D", "-e", "-f", str(conf)]
+
+    def ready(self) -> bool:
+        return any("Server listening on" in ln.text for ln in self.log.snapshot()[-5:])
+
     def _config(self, extra: str = "") -> Path:
         w = self.workdir
-        conf = w / "sshd_config"
-        conf.write_text(
+        self.conf.write_text(
             f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {w / 'host_ed25519'}\nPidFile {w / 'sshd.pid'}\n"
             f"AuthorizedKeysFile {w / 'authorized_keys'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             f"PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nLogLevel INFO\nMaxStartups {MAX_STARTUPS}\n"
             "LoginGraceTime 5\nPrintMotd no\n" + extra)
-        return conf
+        return self.conf
 
     def start(self, workdir: Path, rng: random.Random) -> None:
         self.workdir = w = Path(workdir)
@@ -96,30 +98,8 @@ class OpenSSH:
                                timeout=30)
         (w / "authorized_keys").write_text((w / "client_ed25519.pub").read_text())
         os.chmod(w / "host_ed25519", 0o600)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self._launch(self._config())
-
-    def _launch(self, conf: Path) -> None:
-        self.proc = Process(["/usr/sbin/sshd", "-D", "-e", "-f", str(conf)], self.log, cwd=self.workdir)
-        self.proc.start()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if any("Server listening on" in ln.text for ln in self.log.snapshot()[-5:]):
-                return
-            if not self.proc.alive():
-                break
-            time.sleep(0.1)
-        tail = "\n".join(ln.text for ln in self.log.snapshot()[-10:])
-        raise DaemonError(f"sshd did not start on port {self.port}:\n{tail}")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill(signal.SIGTERM)
-
-    def lines(self) -> list[LogLine]:
-        return self.log.snapshot()
 
     # ------------------------------------------------------------------ normal work
 
@@ -140,9 +120,6 @@ class OpenSSH:
         self._ssh(self.user, rng.choice(("true", "uptime", "df -h /", "ls /tmp", "date")))
 
     # ------------------------------------------------------------------ faults
-
-    def inject(self, fault: str, rng: random.Random) -> dict:
-        return getattr(self, f"_{fault}")(rng)
 
     def _invalid_user_scan(self, rng: random.Random) -> dict:
         names = rng.sample(["admin", "oracle", "test", "postgres", "git", "ftpuser", "pi", "support", "guest",
@@ -181,34 +158,17 @@ class OpenSSH:
             s.close()
         return {"connections": n}
 
-    def _restart_broken(self, rng: random.Random, conf: Path, damage) -> dict:
-        assert self.proc is not None
-        self.proc.kill(signal.SIGTERM)
-        damage()
-        self.proc = Process(["/usr/sbin/sshd", "-D", "-e", "-f", str(conf)], self.log, cwd=self.workdir)
-        self.proc.start()
-        code = self.proc.wait_exit(10)
-        time.sleep(rng.uniform(0.5, 1.5))  # the operator notices
-        return {"exit_code": code}
-
     def _bad_config_restart(self, rng: random.Random) -> dict:
         extra = rng.choice(("PermitRootLogn no\n", "MaxAuthTries many\n", "Ciphers\n"))
-        out = self._restart_broken(rng, self.workdir / "sshd_config", lambda: self._config(extra=extra))
+        out = self._broken_restart(rng, self._config(extra=extra))
         self._launch(self._config())
         return out
 
     def _hostkey_exposed(self, rng: random.Random) -> dict:
         key = self.workdir / "host_ed25519"
         mode = rng.choice((0o644, 0o640, 0o604))
-        out = self._restart_broken(rng, self.workdir / "sshd_config", lambda: os.chmod(key, mode))
+        os.chmod(key, mode)
+        out = self._broken_restart(rng, self.conf)
         os.chmod(key, 0o600)
-        self._launch(self.workdir / "sshd_config")
+        self._launch()
         return {**out, "mode": oct(mode)}
-
-    def _crash_restart(self, rng: random.Random) -> dict:
-        assert self.proc is not None
-        self.proc.kill(signal.SIGKILL)
-        down = rng.uniform(0.5, 2.0)
-        time.sleep(down)
-        self._launch(self.workdir / "sshd_config")
-        return {"down_s": round(down, 2)}

@@ -50,3 +50,18 @@ class Upstream:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def http_get(port: int, path: str, timeout_s: float = 8.0) -> int:
+    """GET ``path`` from the daemon on ``port``: the status code, 0 when no answer came."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout_s) as r:
+            r.read()
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
