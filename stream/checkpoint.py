@@ -158,11 +158,17 @@ def latest_checkpoints(records, slots: dict[bytes, str] | None = None,
 
     A manifest that cannot be read, or whose pieces are not all there, is appended to ``refused``
     (when given) and left out: the caller starts that key afresh."""
+    return {k: data for k, (_, data) in _latest_checkpoints(records, slots, refused).items()}
+
+
+def _latest_checkpoints(records, slots: dict[bytes, str] | None,
+                        refused: list[Refused] | None) -> dict[bytes, tuple[int, bytes]]:
+    """``latest_checkpoints``, each with the offset of its record (the manifest's, when in pieces)."""
     latest: dict[bytes, tuple[int, bytes]] = {}
     for rec in records:
         if rec.key is not None and rec.value is not None:
             latest[bytes(rec.key)] = (getattr(rec, "offset", -1), bytes(rec.value))
-    out: dict[bytes, bytes] = {}
+    out: dict[bytes, tuple[int, bytes]] = {}
 
     def refuse(key: bytes, offset: int, reason: str, message: str, raw: bytes) -> None:
         err = RecordError(CHECKPOINT, reason, message)
@@ -175,7 +181,7 @@ def latest_checkpoints(records, slots: dict[bytes, str] | None = None,
         if b"#" in key:
             continue
         if not value.startswith(_MANIFEST):
-            out[key] = value
+            out[key] = (offset, value)
             continue
         try:
             m = _manifest(value)
@@ -195,15 +201,11 @@ def latest_checkpoints(records, slots: dict[bytes, str] | None = None,
         else:
             data = b"".join(parts)
             if len(data) == m["bytes"]:
-                out[key] = data
+                out[key] = (offset, data)
             else:
                 refuse(key, offset, MALFORMED, f"its pieces hold {len(data)} bytes, the manifest says {m['bytes']}",
                        value)
     return out
-
-
-def _offsets(records) -> dict[bytes, int]:
-    return {bytes(r.key): getattr(r, "offset", -1) for r in records if r.key is not None}
 
 
 def restore_states(bootstrap: str, topic: str, cfg: RlogConfig, slots: dict[bytes, str] | None = None,
@@ -218,15 +220,13 @@ def restore_states(bootstrap: str, topic: str, cfg: RlogConfig, slots: dict[byte
     from stream.kafka_io import read_topic_to_end
 
     keys = StateKeys.from_env() if keys is None else keys
-    records = read_topic_to_end(bootstrap, topic, timeout_s=120.0)
-    offsets = _offsets(records)
     bad: list[Refused] = []
-    latest = latest_checkpoints(records, slots, bad)
+    latest = _latest_checkpoints(read_topic_to_end(bootstrap, topic, timeout_s=120.0), slots, bad)
     for r in bad:
         if r.key.isdigit() and discarded is not None:
             discarded(int(r.key), r.error.reason)
     out = {}
-    for key, value in latest.items():
+    for key, (offset, value) in latest.items():
         if not key.isdigit() or len(key) > 9:
             continue  # the verdict memory, or a key no worker writes
         partition = int(key)
@@ -238,8 +238,8 @@ def restore_states(bootstrap: str, topic: str, cfg: RlogConfig, slots: dict[byte
                             partition, e.detail)
             else:
                 log.error("partition %d: parser checkpoint at offset %d of %s refused (%s); its templates and open "
-                          "sessions start afresh", partition, offsets.get(key, -1), topic, e)
-                bad.append(Refused(key, offsets.get(key, -1), e, value[:4096]))
+                          "sessions start afresh", partition, offset, topic, e)
+                bad.append(Refused(key, offset, e, value[:4096]))
             if discarded is not None:
                 discarded(partition, e.reason)
     if refused is not None:
@@ -279,21 +279,20 @@ def restore_memory(bootstrap: str, topic: str, cfg: RlogConfig, slots: dict[byte
     from stream.kafka_io import read_topic_to_end
 
     keys = StateKeys.from_env() if keys is None else keys
-    records = read_topic_to_end(bootstrap, topic, timeout_s=120.0)
     bad: list[Refused] = []
-    latest = latest_checkpoints(records, slots, bad).get(MEMORY_KEY)
+    latest = _latest_checkpoints(read_topic_to_end(bootstrap, topic, timeout_s=120.0), slots, bad).get(MEMORY_KEY)
     bad = [r for r in bad if r.key == MEMORY_KEY]
     result = None
     if latest is not None:
+        offset, data = latest
         try:
-            result = load_memory_snapshot(unseal(keys, seal_name(topic, MEMORY_KEY), latest, MEMORY), cfg)
+            result = load_memory_snapshot(unseal(keys, seal_name(topic, MEMORY_KEY), data, MEMORY), cfg)
         except RecordError as e:
             if e.reason == "settings":
                 log.warning("ignoring a verdict memory saved with other models or cascade settings")
             else:
-                offset = _offsets(records).get(MEMORY_KEY, -1)
                 log.error("verdict memory at offset %d of %s refused (%s); starting with an empty one", offset, topic, e)
-                bad.append(Refused(MEMORY_KEY, offset, e, latest[:4096]))
+                bad.append(Refused(MEMORY_KEY, offset, e, data[:4096]))
     if refused is not None:
         refused.extend(bad)
     return result

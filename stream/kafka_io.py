@@ -89,12 +89,17 @@ def _refused_why(bootstrap: str, *, handshake_only: bool = False) -> str | None:
     return None
 
 
-def make_consumer(bootstrap: str, **kwargs: Any):
-    """A kafka-python consumer (no group unless given one) or BrokerUnavailable saying why."""
+def make_consumer(bootstrap: str, *, check: bool = True, **kwargs: Any):
+    """A kafka-python consumer (no group unless given one) or BrokerUnavailable saying why.
+
+    ``check``: try the address (and the SASL mechanism) first, for commands that meet the broker for
+    the first time; a running worker's own reads (restoring state on each rebalance) skip it, since
+    the broker answered it already and would log each probe's unfinished SASL handshake."""
     from kafka import KafkaConsumer
     from kafka.errors import KafkaError
 
-    check_reachable(bootstrap, sasl=True)
+    if check:
+        check_reachable(bootstrap, sasl=True)
     try:
         return KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security_settings(), **kwargs)
     except (KafkaError, OSError) as e:
@@ -261,7 +266,7 @@ def read_topic_to_end(bootstrap: str, topic: str, *, timeout_s: float = 60.0) ->
 
     from kafka import TopicPartition
 
-    consumer = make_consumer(bootstrap)
+    consumer = make_consumer(bootstrap, check=False)  # the worker's state restore: it reached the broker already
     try:
         deadline = time.monotonic() + timeout_s
         parts = consumer.partitions_for_topic(topic)

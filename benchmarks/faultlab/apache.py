@@ -63,6 +63,7 @@ class Apache(Service):
     packages = ("apache2",)
     faults = FAULTS
     conf_name = "apache2.conf"
+    broken_lines = ("MaxRequestWorker 10\n", "ProxyPass /x\n", "<Directory /srv>\n")  # what an operator mistypes
 
     def __init__(self) -> None:
         super().__init__()
@@ -204,9 +205,3 @@ class Apache(Service):
             except OSError:
                 pass
         return {"requests": len(sent)}
-
-    def _bad_config_restart(self, rng: random.Random) -> dict:
-        extra = rng.choice(("MaxRequestWorker 10\n", "ProxyPass /x\n", "<Directory /srv>\n"))
-        out = self._broken_restart(rng, self._config(extra=extra))
-        self._launch(self._config())
-        return out

@@ -135,6 +135,7 @@ class Service:
     packages: tuple[str, ...] = ()
     faults: Mapping[str, FaultSpec] = {}
     conf_name = "daemon.conf"
+    broken_lines: tuple[str, ...] = ()  # lines that make its configuration invalid (bad_config_restart)
     settle_s = 0.0  # after it answers, until it is really serving (a proxy's first health checks)
 
     def __init__(self) -> None:
@@ -144,6 +145,10 @@ class Service:
         self.workdir = Path(".")
 
     def command(self, conf: Path) -> list[str]:
+        raise NotImplementedError
+
+    def _config(self, extra: str = "") -> Path:
+        """Write the daemon's configuration (``extra`` appended) to ``conf`` and return it."""
         raise NotImplementedError
 
     def ready(self) -> bool:
@@ -206,3 +211,9 @@ class Service:
         code = self.proc.wait_exit(10)
         time.sleep(rng.uniform(0.5, 1.5))
         return {"exit_code": code}
+
+    def _bad_config_restart(self, rng: random.Random) -> dict:
+        """Restarted on a configuration with one of ``broken_lines``; repaired and started again."""
+        out = self._broken_restart(rng, self._config(extra=rng.choice(self.broken_lines)))
+        self._launch(self._config())
+        return out

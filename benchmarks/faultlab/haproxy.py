@@ -58,6 +58,7 @@ class HAProxy(Service):
     packages = ("haproxy",)
     faults = FAULTS
     conf_name = "haproxy.cfg"
+    broken_lines = ("    maxconnn 100\n", "    nbthread many\n", "    tune.bufsize\n")  # what an operator mistypes
     settle_s = 0.5  # its first health checks
 
     def __init__(self) -> None:
@@ -173,9 +174,3 @@ class HAProxy(Service):
         for u in self.upstreams:
             u.mode, u.delay_s = "ok", 0.0
         return {"requests": n, "served": codes.count(200), "503": codes.count(503)}
-
-    def _bad_config_restart(self, rng: random.Random) -> dict:
-        extra = rng.choice(("    maxconnn 100\n", "    nbthread many\n", "    tune.bufsize\n"))
-        out = self._broken_restart(rng, self._config(extra=extra))
-        self._launch(self._config())
-        return out

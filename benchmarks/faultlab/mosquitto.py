@@ -60,6 +60,7 @@ class Mosquitto(Service):
     packages = ("mosquitto",)
     faults = FAULTS
     conf_name = "mosquitto.conf"
+    broken_lines = ("max_conections 100\n", "listner 1884\n", "persistance true\n")  # what an operator mistypes
 
     def missing(self) -> str | None:
         return missing_binaries("mosquitto", "mosquitto_passwd", packages=self.packages)
@@ -178,9 +179,3 @@ class Mosquitto(Service):
         time.sleep(held)
         block.rmdir()
         return {"blocked_s": round(held, 2)}
-
-    def _bad_config_restart(self, rng: random.Random) -> dict:
-        extra = rng.choice(("max_conections 100\n", "listner 1884\n", "persistance true\n"))
-        out = self._broken_restart(rng, self._config(extra=extra))
-        self._launch(self._config())
-        return out

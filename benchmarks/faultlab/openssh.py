@@ -61,6 +61,7 @@ class OpenSSH(Service):
     packages = ("openssh-server", "openssh-client")
     faults = FAULTS
     conf_name = "sshd_config"
+    broken_lines = ("PermitRootLogn no\n", "MaxAuthTries many\n", "Ciphers\n")  # what an operator mistypes
 
     def __init__(self) -> None:
         super().__init__()
@@ -158,11 +159,6 @@ class OpenSSH(Service):
             s.close()
         return {"connections": n}
 
-    def _bad_config_restart(self, rng: random.Random) -> dict:
-        extra = rng.choice(("PermitRootLogn no\n", "MaxAuthTries many\n", "Ciphers\n"))
-        out = self._broken_restart(rng, self._config(extra=extra))
-        self._launch(self._config())
-        return out
 
     def _hostkey_exposed(self, rng: random.Random) -> dict:
         key = self.workdir / "host_ed25519"

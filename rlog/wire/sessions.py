@@ -42,7 +42,7 @@ def line_of(v: Any, lim: Limits, with_cluster: bool, what: str = "line") -> Sess
     """One session line from its list form (``session_to_dict``; with the Drain cluster id for
     ``session_to_state``), the view fields optional (records written before they existed)."""
     base = 8 if with_cluster else 7
-    row = S.seq(v, what, length=(base, base + 4))
+    row = S.seq(v, what)
     if len(row) not in (base, base + 4):
         raise S.Bad(f"{what} has {len(row)} fields, not {base} or {base + 4}")
     seq_no = S.integer(row[0], f"{what} seq", lo=-1)
