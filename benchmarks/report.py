@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 STAGES = ("drain3_alone", "parse", "mine", "sessionize", "pipeline", "models", "end_to_end")
-METHOD_ORDER = ("drain3-novelty", "keywords", "pca", "iforest", "deeplog", "rlog-fast", "rlog", "rlog (stream)")
+METHOD_ORDER = ("drain3-novelty", "keywords", "pca", "iforest", "deeplog", "rlog-fast (shipped calibration)",
+                "rlog-fast (model alone)", "rlog-fast", "rlog", "rlog (stream)")
 
 
 def _f(v: Any, digits: int = 3) -> str:
@@ -91,6 +92,8 @@ def render_markdown(r: dict[str, Any]) -> str:
                   _table(["dataset", "method", "P", "R", "F1 [95% CI]", "FPR [95% CI]", "tp/fp/fn/tn"],
                          [[x["dataset"], x["method"], _f(x["precision"]), _f(x["recall"]), _ci(x, "f1"), _ci(x, "fpr"),
                            f"{x['tp']}/{x['fp']}/{x['fn']}/{x['tn']}"] for x in tpl_rows]), ""]
+    if r.get("faultlab"):
+        lines += _faultlab_md(r["faultlab"])
     if r["root_cause"]:
         lines += ["## Root cause (simulated incidents)", "",
                   "Over abnormal sessions the cascade caught: R-Log's category must equal the injected fault's.", "",
@@ -218,6 +221,53 @@ def render_markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines).replace("\n\n\n", "\n\n")
 
 
+def _faultlab_md(fl: dict[str, Any]) -> list[str]:
+    """The fault lab's own tables: issue 31's bar per daemon, recall per fault category, explanations."""
+    out = ["## Fault lab: leave one daemon out", "",
+           f"Corpus `{fl['corpus']}`; each daemon's first {fl['fit_runs']} runs are its past (baselines fit there, "
+           "the pipeline and the cascade's memory read it), its later runs are scored (`lab-<daemon>` rows above; "
+           "`lab-all` pools them, each daemon judged by what was fitted for it). R-Log-fast's fusion and threshold "
+           "scoring a daemon were fitted on the other daemons only; `rlog-fast (shipped calibration)` is the "
+           "adapter's own (fitted on the simulator and BGL), `rlog-fast (model alone)` the refitted threshold "
+           "without the evidence fusion, `rlog` the cascade as the stream runs it (memories warmed on the "
+           "daemon's past, its own verdicts only).", ""]
+    if fl.get("targets"):
+        out += ["Target (issue 31): rlog's F1 ≥ the best baseline's + 0.05 on every daemon, and FPR ≤ 0.02.", "",
+                _table(["daemon", "rlog F1", "rlog FPR", "best baseline", "its F1", "gap", "F1 target", "FPR target"],
+                       [[t["daemon"], _f(t["rlog_f1"]), _f(t["rlog_fpr"]), t["best_baseline"],
+                         _f(t["best_baseline_f1"]), f"{t['gap']:+.3f}", "met" if t["f1_met"] else "missed",
+                         "met" if t["fpr_met"] else "missed"] for t in fl["targets"]]), ""]
+    for d, v in fl.get("daemons", {}).items():
+        cal = v.get("calibration")
+        if cal:
+            out.append(f"- `{d}`: fitted on {', '.join(cal['fitted_on'])} ({cal['sessions']:,} sessions): threshold "
+                       f"{cal['threshold']:.4f}; {cal['fusion'] or 'no fusion'}")
+    out.append("")
+    cats = fl.get("categories") or []
+    if cats:
+        methods = [m for m in METHOD_ORDER if any(c["method"] == m for c in cats)]
+        names = sorted({c["category"] for c in cats})
+        by = {(c["method"], c["category"]): c for c in cats}
+        out += ["Recall per fault category (abnormal scored sessions of every daemon; brackets: 95% Wilson "
+                "interval). FPR has no category: see the rows above.", "",
+                _table(["category", "abnormal", *methods],
+                       [[n, str(next(c["abnormal"] for c in cats if c["category"] == n)),
+                         *(f"{_f(x['recall'], 2)} [{_iv(x['recall_ci'])}]" if (x := by.get((m, n))) else "–"
+                           for m in methods)] for n in names]), ""]
+    ex = fl.get("explanations") or {}
+    if ex:
+        out += ["R-Log on incidents of each daemon (explained through the stream's explain role), against the "
+                "injector's own root cause and fix; category: what the alert names vs the fault's root-cause "
+                "category.", "",
+                _table(["daemon", "incidents", "alert category [95%]", "R-Log's own", "rule", "written",
+                        "root cause ROUGE-L", "fix ROUGE-L", "ms p50"],
+                       [[d, str(e["incidents"]), f"{_f(e['category_accuracy'])} [{_iv(e['category_interval'])}]",
+                         _f(e["rlog_category_accuracy"]), _f(e["rule_category_accuracy"]), _f(e["written_rate"]),
+                         _f(e["cause_rouge_l"]), _f(e["action_rouge_l"]), _n(e["ms"].get("p50"))]
+                        for d, e in ex.items()]), ""]
+    return out
+
+
 def _short(path: str | None) -> str:
     return Path(path).name if path else "none"
 
@@ -300,7 +350,37 @@ def plot_all(r: dict[str, Any], out: Path) -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         made.append(_save(fig, out / "explanations.png"))
+    if r.get("faultlab") and (pf := _faultlab_plot(r["faultlab"], out)) is not None:
+        made.append(pf)
     return made
+
+
+def _faultlab_plot(fl: dict[str, Any], out: Path) -> Path | None:
+    """Recall per fault category, one bar per method, with Wilson intervals."""
+    import matplotlib.pyplot as plt
+
+    cats = fl.get("categories") or []
+    if not cats:
+        return None
+    methods = [m for m in METHOD_ORDER if any(c["method"] == m for c in cats)]
+    names = sorted({c["category"] for c in cats})
+    by = {(c["method"], c["category"]): c for c in cats}
+    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(names)), 4))
+    width = 0.8 / len(methods)
+    for i, m in enumerate(methods):
+        xs = [by.get((m, n)) for n in names]
+        vals = [x["recall"] if x else 0.0 for x in xs]
+        err = [[v - x["recall_ci"][0] if x and x["recall_ci"] else 0.0 for v, x in zip(vals, xs, strict=True)],
+               [x["recall_ci"][1] - v if x and x["recall_ci"] else 0.0 for v, x in zip(vals, xs, strict=True)]]
+        ax.bar([j + i * width for j in range(len(names))], vals, width, label=m, yerr=err, capsize=2,
+               error_kw={"elinewidth": 0.8})
+    ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(names))], names, rotation=20)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("recall (abnormal sessions flagged)")
+    ax.set_title("Fault lab, leave one daemon out: recall per fault category (bars: 95% Wilson interval)")
+    ax.legend(fontsize=7, ncols=2)
+    fig.tight_layout()
+    return _save(fig, out / "faultlab_categories.png")
 
 
 def _save(fig, path: Path) -> Path:

@@ -105,7 +105,9 @@ def scores_row(method: str, dataset: str, level: str, s: BinaryScores, **extra: 
             "fpr": round(s.fp / negatives, 4) if negatives else None, **extra}
 
 
-def _baselines(spec: BenchSpec, data: BenchData, rows: list[dict]) -> None:
+def _baselines(spec: BenchSpec, data: BenchData, rows: list[dict]) -> dict[str, list[bool]]:
+    """Each baseline fitted on the dataset's fit part and scored on its test part; their session verdicts."""
+    preds: dict[str, list[bool]] = {}
     for det in make_baselines(spec.baselines, spec.seed):
         t0 = time.perf_counter()
         det.fit(data.fit, data.fit_labels)
@@ -113,11 +115,13 @@ def _baselines(spec: BenchSpec, data: BenchData, rows: list[dict]) -> None:
         t0 = time.perf_counter()
         pred = det.predict(data.test)
         pred_s = time.perf_counter() - t0
+        preds[det.name] = pred
         rows.append(score_row(det.name, data.name, "session", data.test_labels, pred, fit_s=round(fit_s, 3),
                               sessions_per_s=round(len(pred) / pred_s, 1) if pred_s > 0 else None))
         if data.templates and not det.session_level_only:
             rows.append(score_row(det.name, data.name, "template", data.template_labels,
                                   det.predict(data.templates)))
+    return preds
 
 
 def parsing(data_dir: Path, systems: list[str]) -> list[dict]:
@@ -199,6 +203,11 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
     if not have_data:
         skipped["parsing"] = f"needs Loghub samples under {data_dir}/loghub (absent)"
     memory = {"bench_peak_rss_mb_without_models": own_peak_rss_mb()}
+    faultlab: dict | None = None
+    if spec.faultlab is not None:
+        from benchmarks.lodo import run_faultlab
+
+        faultlab = run_faultlab(spec, cfg, out, llm=llm, progress=progress, rows=rows, info=info, memory=memory)
     cost: dict[str, dict] = {}
     root_cause: dict[str, dict] = {}
     probe_summary: dict | None = None
@@ -266,7 +275,7 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
                 _say("explanations: R-Log on the held-out real incidents (joined trajectories), as escalations")
                 explanations["real_incidents"] = real_incident_overlap(full, cfg.cascade, data_dir, progress=progress)
         memory["bench_peak_rss_mb_with_models"] = own_peak_rss_mb()
-    elif llm:
+    elif llm and faultlab is None:
         skipped["models"] = "no dataset asks for the models"
     streams: dict[str, dict] = {}
     if stream and llm:
@@ -287,7 +296,7 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
     results = {"preset": spec.name, "description": spec.description, "environment": environment(cfg),
                "datasets": info, "skipped": skipped, "detection": rows, "cost": cost, "root_cause": root_cause,
                "probe": probe_summary, "explanations": explanations, "stages": stages, "stream": streams,
-               "parsing": parse_rows, "memory": memory,
+               "parsing": parse_rows, "memory": memory, "faultlab": faultlab,
                "spec": spec.model_dump(mode="json"), "elapsed_s": round(time.perf_counter() - t_start, 1)}
     (out / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     write_outputs(results, out)

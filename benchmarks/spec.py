@@ -94,6 +94,18 @@ class ExplainSpec(_Spec):
                                                    "written as the stream writes escalations")
 
 
+class LabSpec(_Spec):
+    """The fault lab's corpus scored leave-one-daemon-out (``benchmarks.lodo``)."""
+
+    corpus: Path = Field(Path("out/lab/corpus"), description="a folder built by `rlog lab corpus`")
+    daemons: list[str] | None = Field(None, description="score these daemons (unset: every daemon of the corpus)")
+    fit_runs: int = Field(14, ge=1, description="each daemon's first runs (by seed): its past, never scored")
+    max_test_sessions: int | None = Field(None, ge=1, description="score only a daemon's first N scored sessions")
+    fusion_c: float = Field(0.1, gt=0, description="L2 strength of the per-daemon fusion refit (as calibration's)")
+    explain_incidents: int = Field(0, ge=0, description="per daemon, incidents R-Log explains (fault types "
+                                                        "interleaved), scored against the injector's cause and fix")
+
+
 class BenchSpec(_Spec):
     name: str
     description: str = ""
@@ -103,6 +115,7 @@ class BenchSpec(_Spec):
     parsing_systems: list[str] | Literal["all"] = Field("all", description="Loghub systems for parsing accuracy")
     probe_sessions: int = Field(8, ge=0, description="sessions timed one by one through R-Log-fast and R-Log")
     explain: ExplainSpec | None = Field(None, description="score R-Log's explanations on simulated incidents")
+    faultlab: LabSpec | None = Field(None, description="score a fault-lab corpus, leave one daemon out")
     stream_timeout_s: float = Field(1800, gt=0)
     warm_memory: bool = Field(True, description="before scoring, run R-Log-fast over each dataset's fit part so the "
                               "cascade's verdict and known-normal memories hold what a running stream would have "

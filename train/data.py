@@ -11,7 +11,9 @@ after its prefill, and what the reward needs to score any other text):
   parsed by the stream's own parser into count windows (session examples) and into unique
   templates (template-level examples);
 - the simulated O&M environment (``rlog.sim``): sessions with known incidents, categories,
-  root causes and fixes, available wherever the package is installed.
+  root causes and fixes, available wherever the package is installed;
+- the fault lab (``train.lab_data``): real daemons with real injected faults, labelled and
+  explained by the injector (a corpus built by ``rlog lab corpus``).
 
 Splits are chronological for logs (train on the past, validate and test on the future) and
 by a stable hash of the input for the trajectories, so a duplicate never straddles splits.
@@ -464,6 +466,11 @@ def build_examples(recipe, variant: Mode, *, stats: Counter | None = None,
             examples.extend(sim_examples(variant, seed=seed, lines=spec.sim_lines, fault_gap_s=spec.sim_fault_gap_s,
                                          benign_gap_s=spec.sim_benign_gap_s, val=spec.val_fraction,
                                          test=spec.test_fraction, window=window, count=count))
+    if "anomaly" in tasks and "lab" in spec.sources:
+        from train.lab_data import lab_examples
+
+        examples.extend(lab_examples(spec.lab_corpus, variant, runs=spec.lab_runs, exclude=spec.lab_exclude,
+                                     val=spec.val_fraction, test=spec.test_fraction, count=count))
     if variant == "full" and spec.explain_trajectories and "rlog" in spec.sources:
         examples.extend(explain_examples(data_dir, val=spec.val_fraction, test=spec.test_fraction, count=count))
     if variant == "fast":

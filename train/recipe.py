@@ -43,8 +43,9 @@ class LoraSpec(_Spec):
 
 class DataSpec(_Spec):
     shared_dir: str | None = Field(None, description="../shared/data (default: $RLOG_SHARED_DATA or beside the checkout)")
-    sources: list[Literal["rlog", "bgl", "sim"]] = Field(default_factory=lambda: ["rlog", "bgl", "sim"],
-                                                         description="rlog trajectories, labelled Loghub BGL, simulator")
+    sources: list[Literal["rlog", "bgl", "sim", "lab"]] = Field(
+        default_factory=lambda: ["rlog", "bgl", "sim"],
+        description="rlog trajectories, labelled Loghub BGL, simulator, fault-lab corpus (real daemons)")
     tasks: list[Task] = Field(
         default_factory=lambda: list(TASKS),
         description="tasks the full model learns (the fast model learns anomaly detection only)")
@@ -56,6 +57,12 @@ class DataSpec(_Spec):
     sim_fault_gap_s: float = Field(40.0, gt=0, description="mean quiet time between simulated faults")
     sim_benign_gap_s: float = Field(60.0, gt=0, description="mean quiet time between benign look-alikes")
     bgl_window: int = Field(20, ge=1, description="lines per BGL session window")
+    lab_corpus: str = Field("out/lab/corpus", description="source lab: a folder built by `rlog lab corpus`")
+    lab_runs: int = Field(14, ge=1, description="source lab: each daemon's first runs (by seed) are read; the "
+                                                "faultlab benchmark scores the later ones")
+    lab_exclude: list[str] = Field(default_factory=list, description="source lab: daemons left out (a "
+                                                                    "leave-one-daemon-out adapter leaves out the one "
+                                                                    "it will be scored on)")
     val_fraction: float = Field(0.15, ge=0, lt=0.5)
     test_fraction: float = Field(0.15, ge=0, lt=0.5)
     max_normal_ratio: float = Field(2.0, gt=0, description="normal anomaly examples kept per abnormal one (train)")
