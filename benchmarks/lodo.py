@@ -151,30 +151,35 @@ class MemoScores:
 
 @dataclass
 class Scored:
-    """R-Log-fast's raw P(abnormal) and the evidence features of a daemon's sessions (fit, then test)."""
+    """R-Log-fast's raw P(abnormal), the evidence features and the labels of some sessions."""
 
-    probs: list[float]
-    evidence: list[dict[str, float]]
-    labels: list[bool]
-    n_fit: int
+    probs: list[float] = field(default_factory=list)
+    evidence: list[dict[str, float]] = field(default_factory=list)
+    labels: list[bool] = field(default_factory=list)
 
 
-def score_sessions(memo: MemoScores, cascade, sets: Sequence[DaemonSet], *, progress: bool) -> dict[str, Scored]:
-    """Every session of every daemon through R-Log-fast once (in the stream's batch size)."""
+def score_sessions(memo: MemoScores, cascade, sessions: Sequence[Session], labels: Sequence[bool], *,
+                   bar: tqdm) -> Scored:
+    """Sessions through R-Log-fast once each (in the stream's batch size), as the cascade prompts it."""
     chunk = max(1, cascade.cfg.fast.batch_size)
-    out: dict[str, Scored] = {}
-    total = sum(len(d.data.fit) + len(d.data.test) for d in sets)
-    with tqdm(total=total, unit="session", desc="R-Log-fast on the lab", disable=not progress, file=sys.stderr) as bar:
-        for d in sets:
-            sessions = d.data.fit + d.data.test
-            views = [view_of(s, cascade.cfg.view) for s in sessions]
-            probs: list[float] = []
-            for i in range(0, len(views), chunk):
-                probs += memo.score([cascade._prompt_of(v, "fast") for v in views[i: i + chunk]])
-                bar.update(len(views[i: i + chunk]))
-            out[d.daemon] = Scored(probs, [evidence_of(v) for v in views], d.data.fit_labels + d.data.test_labels,
-                                   len(d.data.fit))
-    return out
+    views = [view_of(s, cascade.cfg.view) for s in sessions]
+    probs: list[float] = []
+    for i in range(0, len(views), chunk):
+        part = views[i: i + chunk]
+        probs += memo.score([cascade._prompt_of(v, "fast") for v in part])
+        bar.update(len(part))
+    return Scored(probs, [evidence_of(v) for v in views], list(labels))
+
+
+def fusion_sample(d: DaemonSet, n: int | None, seed: int) -> tuple[list[Session], list[bool]]:
+    """The scored sessions of ``d`` another daemon's scorer is fitted on: all, or a seeded sample of ``n``
+    (in order). Its past runs are never used: a lab-trained adapter has read them."""
+    idx = list(range(len(d.data.test)))
+    if n is not None and n < len(idx):
+        import random
+
+        idx = sorted(random.Random(seed).sample(idx, n))
+    return [d.data.test[i] for i in idx], [d.data.test_labels[i] for i in idx]
 
 
 def lodo_scorers(daemon: str, scored: dict[str, Scored], c: float) -> dict[str, Any]:
@@ -227,21 +232,22 @@ def category_recall(sets: Sequence[DaemonSet], preds: dict[str, dict[str, list[b
 
 
 def targets(rows: list[dict], daemons: Sequence[str], margin: float = 0.05, max_fpr: float = 0.02) -> list[dict]:
-    """Issue 31's bar, per daemon: rlog's F1 at least the best baseline's + ``margin``, its FPR at most ``max_fpr``."""
+    """Issue 31's bar, per daemon and rlog variant: F1 at least the best baseline's + ``margin``, FPR at most
+    ``max_fpr``."""
     from benchmarks.spec import BASELINES
 
     out = []
     for d in daemons:
         mine = [r for r in rows if r["dataset"] == f"lab-{d}" and r["level"] == "session"]
-        ours = next((r for r in mine if r["method"] == "rlog"), None)
         base = [r for r in mine if r["method"] in BASELINES and r["f1"] is not None]
         best = max(base, key=lambda r: r["f1"], default=None)
-        if ours is None or best is None:
-            continue
-        gap = round((ours["f1"] or 0.0) - best["f1"], 4)
-        out.append({"daemon": d, "rlog_f1": ours["f1"], "rlog_fpr": ours["fpr"], "best_baseline": best["method"],
-                    "best_baseline_f1": best["f1"], "gap": gap, "f1_met": gap >= margin,
-                    "fpr_met": ours["fpr"] is not None and ours["fpr"] <= max_fpr})
+        for ours in (r for r in mine if r["method"] in ("rlog", LAB_CASCADE)):
+            if best is None:
+                continue
+            gap = round((ours["f1"] or 0.0) - best["f1"], 4)
+            out.append({"daemon": d, "method": ours["method"], "rlog_f1": ours["f1"], "rlog_fpr": ours["fpr"],
+                        "best_baseline": best["method"], "best_baseline_f1": best["f1"], "gap": gap,
+                        "f1_met": gap >= margin, "fpr_met": ours["fpr"] is not None and ours["fpr"] <= max_fpr})
     return out
 
 
@@ -289,11 +295,13 @@ def run_faultlab(spec: BenchSpec, cfg: RlogConfig, out: Path, *, llm: bool, prog
     return section
 
 
+LAB_FAST, LAB_CASCADE = "rlog-fast +lab", "rlog +lab"
+
+
 def _models(spec: BenchSpec, cfg: RlogConfig, sets: list[DaemonSet], preds: dict, rows: list[dict],
             section: dict, progress: bool) -> None:
     from benchmarks.explain import evaluate_explanations, incident_sessions
-    from benchmarks.llm import run_cascade, warm_up
-    from benchmarks.run import score_row
+    from rlog.backends import load_stage_backends
     from rlog.cascade.cascade import Cascade
     from stream.runner import load_models
 
@@ -303,39 +311,87 @@ def _models(spec: BenchSpec, cfg: RlogConfig, sets: list[DaemonSet], preds: dict
     _say(f"loading models (fast: {cfg.cascade.fast.model}{', full: ' + cfg.cascade.full.model if explain else ''})")
     fast, full = load_models(cfg, ("detect", "explain") if explain else ("detect",))
     memo = MemoScores(fast)
+    cascade = Cascade(memo, None, cfg.cascade)
+    samples = {d.daemon: fusion_sample(d, lab.fusion_sessions, spec.seed) for d in sets}
     t0 = time.perf_counter()
-    scored = score_sessions(memo, Cascade(memo, None, cfg.cascade), sets, progress=progress)
-    section["model"] = {"sessions_scored": sum(len(s.probs) for s in scored.values()), "model_calls": memo.model_calls,
-                        "seconds": round(time.perf_counter() - t0, 1)}
-    c = lab.fusion_c
+    total = sum(len(d.data.test) for d in sets)
+    with tqdm(total=total, unit="session", desc="R-Log-fast on the lab", disable=not progress, file=sys.stderr) as bar:
+        scored = {d.daemon: score_sessions(memo, cascade, d.data.test, d.data.test_labels, bar=bar) for d in sets}
+    section["model"] = {"sessions_scored": total, "seconds": round(time.perf_counter() - t0, 1)}
+    fit_on = {d.daemon: _subset(scored[d.daemon], d, *samples[d.daemon]) for d in sets}
+    cals: dict[str, Any] = {}
     for d in sets:
-        s = scored[d.daemon]
-        data = d.data
-        test_p, test_ev = s.probs[s.n_fit:], s.evidence[s.n_fit:]
-        fitted = lodo_scorers(d.daemon, scored, c)
-        cal = fitted["fused"]
-        variants = {"rlog-fast": cal, MODEL_ALONE: fitted["model"], SHIPPED: getattr(fast, "calibration", None)}
-        for name, v in variants.items():
-            pred = _flags(v, test_p, test_ev)
-            preds[d.daemon][name] = pred
-            rows.append(score_row(name, data.name, "session", data.test_labels, pred))
-        cascade = Cascade(MemoScores(fast, memo.memo, cal), None, cfg.cascade)
-        warm = warm_up(cascade, data.fit, desc=f"warming lab-{d.daemon}", progress=progress) if data.fit else None
-        run = run_cascade(cascade, data.test, desc=f"cascade lab-{d.daemon}", progress=progress)
-        preds[d.daemon]["rlog"] = run.cascade_pred
-        rows.append(score_row("rlog", data.name, "session", data.test_labels, run.cascade_pred))
-        section["daemons"][d.daemon].update({
-            "calibration": {"fitted_on": fitted["fitted_on"], "sessions": fitted["n"], "threshold": cal.threshold,
-                            "band": cal.band, "fusion": cal.fusion.summary() if cal.fusion else None,
-                            "model_alone_threshold": fitted["model"].threshold},
-            "cascade": {"warmed_on": warm, **{k: run.stats[k] for k in ("sessions", "fast_calls", "memory_hits",
-                                                                            "known_normal_hits", "incident_hits")
-                                              if k in run.stats}}})
+        cals[d.daemon] = _lodo_daemon(d, fast, memo, scored[d.daemon], fit_on, lab.fusion_c, cfg, preds, rows,
+                                      section, progress, shipped=getattr(fast, "calibration", None))
         if explain and full is not None:
-            chosen = incident_sessions(data.test, lab.explain_incidents)
+            chosen = incident_sessions(d.data.test, lab.explain_incidents)
             refs = {k: {"cause": v.cause, "action": v.fix} for k, v in d.incidents.items()}
             _say(f"{d.daemon}: R-Log explains {len(chosen)} incidents (references: the injector's cause and fix)")
-            res = evaluate_explanations(Cascade(MemoScores(fast, memo.memo, cal), full, cfg.cascade), chosen, refs,
-                                        progress=progress)
+            res = evaluate_explanations(Cascade(MemoScores(fast, memo.memo, cals[d.daemon]), full, cfg.cascade), chosen,
+                                        refs, progress=progress)
             section.setdefault("explanations", {})[d.daemon] = res
-    section["model"]["model_calls_total"] = memo.model_calls
+    section["model"]["model_calls"] = memo.model_calls
+    for d in sets:
+        adapter = lab.fast_adapters.get(d.daemon)
+        if adapter is None:
+            continue
+        if not (Path(adapter) / "adapter_config.json").is_file():
+            why = f"no adapter at {adapter} (train it: train/make_lab_adapters.sh)"
+            section.setdefault("skipped", {})[f"+lab {d.daemon}"] = why
+            _say(f"{d.daemon}: {why}")
+            continue
+        _say(f"{d.daemon}: R-Log-fast trained without it ({adapter})")
+        own = cfg.cascade.model_copy(update={"fast": cfg.cascade.fast.model_copy(update={"adapter": adapter})})
+        fast_d, _ = load_stage_backends(own, fast=True, full=False)
+        memo_d = MemoScores(fast_d)
+        casc = Cascade(memo_d, None, cfg.cascade)
+        n = len(d.data.test) + sum(len(samples[o.daemon][0]) for o in sets if o is not d)
+        with tqdm(total=n, unit="session", desc=f"R-Log-fast without {d.daemon}", disable=not progress,
+                  file=sys.stderr) as bar:
+            mine = score_sessions(memo_d, casc, d.data.test, d.data.test_labels, bar=bar)
+            others = {o.daemon: score_sessions(memo_d, casc, *samples[o.daemon], bar=bar) for o in sets if o is not d}
+        _lodo_daemon(d, fast_d, memo_d, mine, others, lab.fusion_c, cfg, preds, rows, section, progress,
+                     names=(LAB_FAST, LAB_CASCADE), adapter=str(adapter))
+        section["daemons"][d.daemon]["lab_adapter_model_calls"] = memo_d.model_calls
+        del fast_d, memo_d, casc
+
+
+def _subset(scored: Scored, d: DaemonSet, sessions: list[Session], labels: list[bool]) -> Scored:
+    """The rows of ``scored`` (all of ``d``'s scored sessions) that are the fusion sample."""
+    pos = {id(s): i for i, s in enumerate(d.data.test)}
+    idx = [pos[id(s)] for s in sessions]
+    return Scored([scored.probs[i] for i in idx], [scored.evidence[i] for i in idx], list(labels))
+
+
+def _lodo_daemon(d: DaemonSet, fast: Any, memo: MemoScores, mine: Scored, fit_on: dict[str, Scored], c: float,
+                 cfg: RlogConfig, preds: dict, rows: list[dict], section: dict, progress: bool, *,
+                 shipped: Any = None, names: tuple[str, str] = ("rlog-fast", "rlog"), adapter: str | None = None):
+    """Score one daemon with a scorer fitted on the others: R-Log-fast's rows, then the cascade's."""
+    from benchmarks.llm import run_cascade, warm_up
+    from benchmarks.run import score_row
+    from rlog.cascade.cascade import Cascade
+
+    data = d.data
+    fitted = lodo_scorers(d.daemon, fit_on, c)
+    cal = fitted["fused"]
+    variants = {names[0]: cal}
+    if adapter is None:
+        variants.update({MODEL_ALONE: fitted["model"], SHIPPED: shipped})
+    for name, v in variants.items():
+        pred = _flags(v, mine.probs, mine.evidence)
+        preds[d.daemon][name] = pred
+        rows.append(score_row(name, data.name, "session", data.test_labels, pred))
+    cascade = Cascade(MemoScores(fast, memo.memo, cal), None, cfg.cascade)
+    warm = warm_up(cascade, data.fit, desc=f"warming lab-{d.daemon}", progress=progress) if data.fit else None
+    run = run_cascade(cascade, data.test, desc=f"cascade lab-{d.daemon}", progress=progress)
+    preds[d.daemon][names[1]] = run.cascade_pred
+    rows.append(score_row(names[1], data.name, "session", data.test_labels, run.cascade_pred))
+    key = "calibration" if adapter is None else "lab_calibration"
+    section["daemons"][d.daemon][key] = {
+        "fitted_on": fitted["fitted_on"], "sessions": fitted["n"], "threshold": cal.threshold, "band": cal.band,
+        "fusion": cal.fusion.summary() if cal.fusion else None, "model_alone_threshold": fitted["model"].threshold,
+        **({"adapter": adapter} if adapter else {}),
+        "cascade": {"warmed_on": warm, **{k: run.stats[k] for k in ("sessions", "fast_calls", "memory_hits",
+                                                                    "known_normal_hits", "incident_hits")
+                                          if k in run.stats}}}
+    return cal

@@ -11,7 +11,7 @@ from typing import Any
 
 STAGES = ("drain3_alone", "parse", "mine", "sessionize", "pipeline", "models", "end_to_end")
 METHOD_ORDER = ("drain3-novelty", "keywords", "pca", "iforest", "deeplog", "rlog-fast (shipped calibration)",
-                "rlog-fast (model alone)", "rlog-fast", "rlog", "rlog (stream)")
+                "rlog-fast (model alone)", "rlog-fast", "rlog", "rlog-fast +lab", "rlog +lab", "rlog (stream)")
 
 
 def _f(v: Any, digits: int = 3) -> str:
@@ -227,21 +227,25 @@ def _faultlab_md(fl: dict[str, Any]) -> list[str]:
            f"Corpus `{fl['corpus']}`; each daemon's first {fl['fit_runs']} runs are its past (baselines fit there, "
            "the pipeline and the cascade's memory read it), its later runs are scored (`lab-<daemon>` rows above; "
            "`lab-all` pools them, each daemon judged by what was fitted for it). R-Log-fast's fusion and threshold "
-           "scoring a daemon were fitted on the other daemons only; `rlog-fast (shipped calibration)` is the "
-           "adapter's own (fitted on the simulator and BGL), `rlog-fast (model alone)` the refitted threshold "
-           "without the evidence fusion, `rlog` the cascade as the stream runs it (memories warmed on the "
-           "daemon's past, its own verdicts only).", ""]
+           "scoring a daemon were fitted on the other daemons' scored runs only (never their past, which a "
+           "lab-trained adapter has read); `rlog-fast (shipped calibration)` is the adapter's own (fitted on the "
+           "simulator and BGL), `rlog-fast (model alone)` the refitted threshold without the evidence fusion, "
+           "`rlog` the cascade as the stream runs it (memories warmed on the daemon's past, its own verdicts "
+           "only). `+lab` rows: R-Log-fast trained on the lab's other daemons (their past runs) and the "
+           "simulator, never on the daemon scored (`train/make_lab_adapters.sh`).", ""]
     if fl.get("targets"):
         out += ["Target (issue 31): rlog's F1 ≥ the best baseline's + 0.05 on every daemon, and FPR ≤ 0.02.", "",
-                _table(["daemon", "rlog F1", "rlog FPR", "best baseline", "its F1", "gap", "F1 target", "FPR target"],
-                       [[t["daemon"], _f(t["rlog_f1"]), _f(t["rlog_fpr"]), t["best_baseline"],
+                _table(["daemon", "method", "F1", "FPR", "best baseline", "its F1", "gap", "F1 target", "FPR target"],
+                       [[t["daemon"], t.get("method", "rlog"), _f(t["rlog_f1"]), _f(t["rlog_fpr"]), t["best_baseline"],
                          _f(t["best_baseline_f1"]), f"{t['gap']:+.3f}", "met" if t["f1_met"] else "missed",
                          "met" if t["fpr_met"] else "missed"] for t in fl["targets"]]), ""]
     for d, v in fl.get("daemons", {}).items():
-        cal = v.get("calibration")
-        if cal:
-            out.append(f"- `{d}`: fitted on {', '.join(cal['fitted_on'])} ({cal['sessions']:,} sessions): threshold "
-                       f"{cal['threshold']:.4f}; {cal['fusion'] or 'no fusion'}")
+        for key, what in (("calibration", "configured R-Log-fast"), ("lab_calibration", "R-Log-fast +lab")):
+            cal = v.get(key)
+            if cal:
+                out.append(f"- `{d}`, {what}{' (' + _short(cal['adapter']) + ')' if cal.get('adapter') else ''}: "
+                           f"fitted on {', '.join(cal['fitted_on'])} ({cal['sessions']:,} scored sessions): threshold "
+                           f"{cal['threshold']:.4f}; {cal['fusion'] or 'no fusion'}")
     out.append("")
     cats = fl.get("categories") or []
     if cats:

@@ -102,6 +102,12 @@ class LabSpec(_Spec):
     fit_runs: int = Field(14, ge=1, description="each daemon's first runs (by seed): its past, never scored")
     max_test_sessions: int | None = Field(None, ge=1, description="score only a daemon's first N scored sessions")
     fusion_c: float = Field(0.1, gt=0, description="L2 strength of the per-daemon fusion refit (as calibration's)")
+    fusion_sessions: int | None = Field(400, ge=20, description="per other daemon, scored sessions (a seeded "
+                                                               "sample) a daemon's fusion and threshold are fitted "
+                                                               "on; null: all")
+    fast_adapters: dict[str, str] = Field(default_factory=dict, description="per daemon, an R-Log-fast adapter "
+                                          "trained without it (`train/make_lab_adapters.sh`): scored on that daemon "
+                                          "as `rlog-fast +lab` / `rlog +lab` beside the configured model")
     explain_incidents: int = Field(0, ge=0, description="per daemon, incidents R-Log explains (fault types "
                                                         "interleaved), scored against the injector's cause and fix")
 

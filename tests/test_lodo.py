@@ -187,24 +187,37 @@ def test_faultlab_preset_scores_every_baseline_per_daemon_without_models(corpus,
 
 
 def test_faultlab_with_a_model_refits_the_scorer_without_the_daemon_it_scores(corpus, tmp_path, tiny_model_dir):
+    """The configured model on every daemon, and a lab-trained adapter (here: a random LoRA on the tiny
+    model) on the daemon it was made without; each scorer fitted on the other daemons' scored runs."""
     from benchmarks.run import run_bench
     from rlog.config import load_config
+    from tests.test_shared_model import _adapter
 
+    lora = _adapter(tiny_model_dir, tmp_path / "without-beta", 3, ["q_proj", "v_proj"])
     model = {"model": str(tiny_model_dir), "batch_size": 8, "adapter": None}
     cfg = load_config(env={}, overrides={"cascade": {"fast": model, "full": {**model, "max_new_tokens": 8},
                                                      "scoring": "logits"}})
-    r = run_bench(_spec(corpus, explain_incidents=1), cfg, tmp_path / "out", data_dir=None, progress=False)
+    spec = _spec(corpus, explain_incidents=1, fusion_sessions=20, fast_adapters={"beta": str(lora)})
+    r = run_bench(spec, cfg, tmp_path / "out", data_dir=None, progress=False)
     fl = r["faultlab"]
     for d in ("alpha", "beta", "gamma"):
         cal = fl["daemons"][d]["calibration"]
-        assert d not in cal["fitted_on"] and len(cal["fitted_on"]) == 2
+        assert d not in cal["fitted_on"] and len(cal["fitted_on"]) == 2 and cal["sessions"] == 40
         methods = {x["method"] for x in r["detection"] if x["dataset"] == f"lab-{d}"}
         assert {"rlog-fast", "rlog", "rlog-fast (model alone)", "rlog-fast (shipped calibration)"} <= methods
+        assert ({"rlog-fast +lab", "rlog +lab"} <= methods) == (d == "beta")
         assert fl["explanations"][d]["incidents"] == 1
-    # every session read once by the model, whatever the rows and refits that reuse its score
-    total = sum(r["datasets"][f"lab-{d}"]["fit_sessions"] + r["datasets"][f"lab-{d}"]["test_sessions"]
-                for d in ("alpha", "beta", "gamma"))
+    lab = fl["daemons"]["beta"]["lab_calibration"]
+    assert lab["fitted_on"] == ["alpha", "gamma"] and lab["adapter"] == str(lora)
+    # the configured model read each scored session once, whatever the rows and refits that reuse its score
+    total = sum(r["datasets"][f"lab-{d}"]["test_sessions"] for d in ("alpha", "beta", "gamma"))
     assert 0 < fl["model"]["model_calls"] <= total
-    assert {t["daemon"] for t in fl["targets"]} == {"alpha", "beta", "gamma"}
+    assert 0 < fl["daemons"]["beta"]["lab_adapter_model_calls"] <= r["datasets"]["lab-beta"]["test_sessions"] + 40
+    assert {(t["daemon"], t["method"]) for t in fl["targets"]} == {("alpha", "rlog"), ("beta", "rlog"),
+                                                                   ("gamma", "rlog"), ("beta", "rlog +lab")}
+    # both on the same sessions
+    plain = next(x for x in r["detection"] if x["dataset"] == "lab-beta" and x["method"] == "rlog-fast")
+    assert plain["n"] == next(x["n"] for x in r["detection"] if x["dataset"] == "lab-beta"
+                              and x["method"] == "rlog-fast +lab")
     md = (tmp_path / "out" / "results.md").read_text()
     assert "Target (issue 31)" in md and "R-Log on incidents of each daemon" in md
