@@ -330,15 +330,19 @@ def _models(spec: BenchSpec, cfg: RlogConfig, sets: list[DaemonSet], preds: dict
             res = evaluate_explanations(Cascade(MemoScores(fast, memo.memo, cals[d.daemon]), full, cfg.cascade), chosen,
                                         refs, progress=progress)
             section.setdefault("explanations", {})[d.daemon] = res
+            lab_full = _lab_adapter(lab.full_adapters, d.daemon, "R-Log", section)
+            if lab_full is not None:
+                own = cfg.cascade.model_copy(update={"full": cfg.cascade.full.model_copy(update={"adapter": lab_full})})
+                _, full_d = load_stage_backends(own, fast=fast, full=True)
+                _say(f"{d.daemon}: R-Log trained without it explains the same incidents ({lab_full})")
+                res = evaluate_explanations(Cascade(MemoScores(fast, memo.memo, cals[d.daemon]), full_d, own), chosen,
+                                            refs, progress=progress)
+                section.setdefault("explanations_lab", {})[d.daemon] = {**res, "adapter": lab_full}
+                del full_d
     section["model"]["model_calls"] = memo.model_calls
     for d in sets:
-        adapter = lab.fast_adapters.get(d.daemon)
+        adapter = _lab_adapter(lab.fast_adapters, d.daemon, "R-Log-fast", section)
         if adapter is None:
-            continue
-        if not (Path(adapter) / "adapter_config.json").is_file():
-            why = f"no adapter at {adapter} (train it: train/make_lab_adapters.sh)"
-            section.setdefault("skipped", {})[f"+lab {d.daemon}"] = why
-            _say(f"{d.daemon}: {why}")
             continue
         _say(f"{d.daemon}: R-Log-fast trained without it ({adapter})")
         own = cfg.cascade.model_copy(update={"fast": cfg.cascade.fast.model_copy(update={"adapter": adapter})})
@@ -354,6 +358,20 @@ def _models(spec: BenchSpec, cfg: RlogConfig, sets: list[DaemonSet], preds: dict
                      names=(LAB_FAST, LAB_CASCADE), adapter=str(adapter))
         section["daemons"][d.daemon]["lab_adapter_model_calls"] = memo_d.model_calls
         del fast_d, memo_d, casc
+
+
+def _lab_adapter(adapters: dict[str, str], daemon: str, stage: str, section: dict) -> str | None:
+    """The lab-trained adapter of ``stage`` made without ``daemon``, when the spec names one and it is there
+    (a missing one is said in the results, not fatal: the adapters take hours of CPU to make)."""
+    adapter = adapters.get(daemon)
+    if adapter is None:
+        return None
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        why = f"no adapter at {adapter} (train it: train/make_lab_adapters.sh)"
+        section.setdefault("skipped", {})[f"{stage} +lab {daemon}"] = why
+        _say(f"{daemon}: {why}")
+        return None
+    return adapter
 
 
 def _subset(scored: Scored, d: DaemonSet, sessions: list[Session], labels: list[bool]) -> Scored:

@@ -269,6 +269,17 @@ def _faultlab_md(fl: dict[str, Any]) -> list[str]:
                          _f(e["rlog_category_accuracy"]), _f(e["rule_category_accuracy"]), _f(e["written_rate"]),
                          _f(e["cause_rouge_l"]), _f(e["action_rouge_l"]), _n(e["ms"].get("p50"))]
                         for d, e in ex.items()]), ""]
+    exl = fl.get("explanations_lab") or {}
+    if exl:
+        out += ["The same incidents explained by R-Log trained on the lab without the daemon (`+lab`):", "",
+                _table(["daemon", "adapter", "incidents", "alert category [95%]", "R-Log's own", "written",
+                        "root cause ROUGE-L", "fix ROUGE-L", "ms p50"],
+                       [[d, _short(e["adapter"]), str(e["incidents"]),
+                         f"{_f(e['category_accuracy'])} [{_iv(e['category_interval'])}]",
+                         _f(e["rlog_category_accuracy"]), _f(e["written_rate"]), _f(e["cause_rouge_l"]),
+                         _f(e["action_rouge_l"]), _n(e["ms"].get("p50"))] for d, e in exl.items()]), ""]
+    if fl.get("skipped"):
+        out += ["Not scored: " + "; ".join(f"{k} ({v})" for k, v in fl["skipped"].items()), ""]
     return out
 
 

@@ -108,6 +108,9 @@ class LabSpec(_Spec):
     fast_adapters: dict[str, str] = Field(default_factory=dict, description="per daemon, an R-Log-fast adapter "
                                           "trained without it (`train/make_lab_adapters.sh`): scored on that daemon "
                                           "as `rlog-fast +lab` / `rlog +lab` beside the configured model")
+    full_adapters: dict[str, str] = Field(default_factory=dict, description="per daemon, an R-Log adapter trained "
+                                          "without it: its explanations of that daemon's incidents are scored "
+                                          "beside the configured R-Log's (needs explain_incidents)")
     explain_incidents: int = Field(0, ge=0, description="per daemon, incidents R-Log explains (fault types "
                                                         "interleaved), scored against the injector's cause and fix")
 

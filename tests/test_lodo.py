@@ -197,7 +197,9 @@ def test_faultlab_with_a_model_refits_the_scorer_without_the_daemon_it_scores(co
     model = {"model": str(tiny_model_dir), "batch_size": 8, "adapter": None}
     cfg = load_config(env={}, overrides={"cascade": {"fast": model, "full": {**model, "max_new_tokens": 8},
                                                      "scoring": "logits"}})
-    spec = _spec(corpus, explain_incidents=1, fusion_sessions=20, fast_adapters={"beta": str(lora)})
+    full_lora = _adapter(tiny_model_dir, tmp_path / "full-without-gamma", 4, ["q_proj", "o_proj"])
+    spec = _spec(corpus, explain_incidents=1, fusion_sessions=20, fast_adapters={"beta": str(lora)},
+                 full_adapters={"gamma": str(full_lora), "alpha": str(tmp_path / "not-trained")})
     r = run_bench(spec, cfg, tmp_path / "out", data_dir=None, progress=False)
     fl = r["faultlab"]
     for d in ("alpha", "beta", "gamma"):
@@ -207,6 +209,8 @@ def test_faultlab_with_a_model_refits_the_scorer_without_the_daemon_it_scores(co
         assert {"rlog-fast", "rlog", "rlog-fast (model alone)", "rlog-fast (shipped calibration)"} <= methods
         assert ({"rlog-fast +lab", "rlog +lab"} <= methods) == (d == "beta")
         assert fl["explanations"][d]["incidents"] == 1
+    assert set(fl["explanations_lab"]) == {"gamma"} and fl["explanations_lab"]["gamma"]["incidents"] == 1
+    assert "not-trained" in fl["skipped"]["R-Log +lab alpha"]  # said, not fatal
     lab = fl["daemons"]["beta"]["lab_calibration"]
     assert lab["fitted_on"] == ["alpha", "gamma"] and lab["adapter"] == str(lora)
     # the configured model read each scored session once, whatever the rows and refits that reuse its score
