@@ -17,8 +17,9 @@ What was fitted on labels never saw the scored daemon:
 - R-Log's explanations are scored on incidents of the scored daemon against the injector's
   own cause and fix.
 
-The model reads each session once (``MemoScores``): every row that needs R-Log-fast's
-P(abnormal) reuses it, so refitting per daemon costs nothing in model calls.
+The model reads each kind of session once (``MemoScores``, ``score_sessions``: one session per
+verdict-memory key, as the stream's memory does): every row that needs R-Log-fast's P(abnormal)
+reuses it, so refitting per daemon costs nothing in model calls.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ class MemoScores:
     def __init__(self, backend: Any, memo: dict[bytes, float] | None = None, calibration: Any = _NONE) -> None:
         self._backend = backend
         self.memo: dict[bytes, float] = {} if memo is None else memo
+        self.by_key: dict[str, float] = {}  # per verdict-memory key (``score_sessions``)
         self.calibration = getattr(backend, "calibration", None) if calibration is MemoScores._NONE else calibration
         self.model_calls = 0
 
@@ -160,15 +162,26 @@ class Scored:
 
 def score_sessions(memo: MemoScores, cascade, sessions: Sequence[Session], labels: Sequence[bool], *,
                    bar: tqdm) -> Scored:
-    """Sessions through R-Log-fast once each (in the stream's batch size), as the cascade prompts it."""
+    """R-Log-fast's P(abnormal) of sessions, read as the stream's verdict memory reads them: once per memory
+    key (``cascade.memory.key``: the same kind of session with a few more or fewer repeats), the first
+    session of a key standing for the rest, in the stream's batch size. The evidence is each session's own."""
+    from rlog.contract.representation import signature_key
+
     chunk = max(1, cascade.cfg.fast.batch_size)
     views = [view_of(s, cascade.cfg.view) for s in sessions]
-    probs: list[float] = []
-    for i in range(0, len(views), chunk):
-        part = views[i: i + chunk]
-        probs += memo.score([cascade._prompt_of(v, "fast") for v in part])
+    keys = [signature_key(s, cascade.cfg) for s in sessions]
+    first: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        if k not in memo.by_key:
+            first.setdefault(k, i)
+    todo = list(first.items())
+    for i in range(0, len(todo), chunk):
+        part = todo[i: i + chunk]
+        for (k, _), p in zip(part, memo.score([cascade._prompt_of(views[j], "fast") for _, j in part]), strict=True):
+            memo.by_key[k] = p
         bar.update(len(part))
-    return Scored(probs, [evidence_of(v) for v in views], list(labels))
+    bar.update(len(sessions) - len(todo))
+    return Scored([memo.by_key[k] for k in keys], [evidence_of(v) for v in views], list(labels))
 
 
 def fusion_sample(d: DaemonSet, n: int | None, seed: int) -> tuple[list[Session], list[bool]]:
