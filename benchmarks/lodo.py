@@ -48,6 +48,7 @@ from rlog.pipeline.sessions import Session
 
 SHIPPED = "rlog-fast (shipped calibration)"
 MODEL_ALONE = "rlog-fast (model alone)"
+LAB_FAST, LAB_CASCADE = "rlog-fast +lab", "rlog +lab"  # R-Log-fast trained on the lab without the daemon scored
 
 
 def _say(msg: str) -> None:
@@ -264,7 +265,7 @@ def targets(rows: list[dict], daemons: Sequence[str], margin: float = 0.05, max_
     return out
 
 
-def run_faultlab(spec: BenchSpec, cfg: RlogConfig, out: Path, *, llm: bool, progress: bool,
+def run_faultlab(spec: BenchSpec, cfg: RlogConfig, *, llm: bool, progress: bool,
                  rows: list[dict], info: dict[str, dict], memory: dict) -> dict:
     """The ``faultlab`` part of a benchmark run: appends detection rows and dataset info; returns its own section."""
     from benchmarks.run import _baselines, score_row
@@ -306,9 +307,6 @@ def run_faultlab(spec: BenchSpec, cfg: RlogConfig, out: Path, *, llm: bool, prog
     section["targets"] = targets(rows, [d.daemon for d in sets])
     section["elapsed_s"] = round(time.perf_counter() - t0, 1)
     return section
-
-
-LAB_FAST, LAB_CASCADE = "rlog-fast +lab", "rlog +lab"
 
 
 def _models(spec: BenchSpec, cfg: RlogConfig, sets: list[DaemonSet], preds: dict, rows: list[dict],

@@ -207,7 +207,7 @@ def run_bench(spec: BenchSpec, cfg: RlogConfig, out: Path, *, data_dir: Path | N
     if spec.faultlab is not None:
         from benchmarks.lodo import run_faultlab
 
-        faultlab = run_faultlab(spec, cfg, out, llm=llm, progress=progress, rows=rows, info=info, memory=memory)
+        faultlab = run_faultlab(spec, cfg, llm=llm, progress=progress, rows=rows, info=info, memory=memory)
     cost: dict[str, dict] = {}
     root_cause: dict[str, dict] = {}
     probe_summary: dict | None = None
