@@ -17,6 +17,10 @@ What was fitted on labels never saw the scored daemon:
 - R-Log's explanations are scored on incidents of the scored daemon against the injector's
   own cause and fix.
 
+``rlog`` is the cascade's detect role: R-Log-fast behind the verdict memory, the known-normal
+memory and open incidents, warmed on the daemon's past. R-Log is not asked for verdicts: under
+the default policy (``cascade.verdict: fast``) it explains flags and never changes one.
+
 The model reads each kind of session once (``MemoScores``, ``score_sessions``: one session per
 verdict-memory key, as the stream's memory does): every row that needs R-Log-fast's P(abnormal)
 reuses it, so refitting per daemon costs nothing in model calls.
