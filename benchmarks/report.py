@@ -298,8 +298,9 @@ def plot_all(r: dict[str, Any], out: Path) -> list[Path]:
     if rows:
         datasets = sorted({x["dataset"] for x in rows})
         methods = [m for m in METHOD_ORDER if any(x["method"] == m for x in rows)]
-        fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(datasets) * len(methods) / 3), 4))
+        fig, ax = plt.subplots(figsize=(min(16, max(6, 1.6 * len(datasets) * len(methods) / 3)), 4.6))
         width = 0.8 / len(methods)
+        colours = plt.get_cmap("tab20").colors
         for i, m in enumerate(methods):
             found = [next((x for x in rows if x["dataset"] == d and x["method"] == m), None) for d in datasets]
             vals = [x["f1"] if x else 0.0 for x in found]
@@ -307,12 +308,13 @@ def plot_all(r: dict[str, Any], out: Path) -> list[Path]:
             pairs = list(zip(vals, cis, strict=True))
             err = [[v - c[0] if c else 0.0 for v, c in pairs], [c[1] - v if c else 0.0 for v, c in pairs]]
             ax.bar([j + i * width for j in range(len(datasets))], vals, width, label=m, yerr=err, capsize=2,
-                   error_kw={"elinewidth": 0.8})
+                   color=colours[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20], error_kw={"elinewidth": 0.8})
         ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(datasets))], datasets)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("session F1")
         ax.set_title("Detection F1 per method and dataset (same sessions; bars: bootstrap 95% CI)")
-        ax.legend(fontsize=8, ncols=2)
+        ax.legend(fontsize=7, ncols=min(4, len(methods)), loc="upper center", bbox_to_anchor=(0.5, -0.08))
+        fig.subplots_adjust(bottom=0.3)
         fig.tight_layout()
         made.append(_save(fig, out / "f1.png"))
     stream_lat = {k: [x / 1000 for x in s.get("latency_ms_all", [])] for k, s in r["stream"].items()}
@@ -380,20 +382,21 @@ def _faultlab_plot(fl: dict[str, Any], out: Path) -> Path | None:
     methods = [m for m in METHOD_ORDER if any(c["method"] == m for c in cats)]
     names = sorted({c["category"] for c in cats})
     by = {(c["method"], c["category"]): c for c in cats}
-    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(names)), 4))
+    fig, ax = plt.subplots(figsize=(max(9, 1.5 * len(names)), 5.2))
     width = 0.8 / len(methods)
+    colours = plt.get_cmap("tab20").colors
     for i, m in enumerate(methods):
         xs = [by.get((m, n)) for n in names]
         vals = [x["recall"] if x else 0.0 for x in xs]
         err = [[v - x["recall_ci"][0] if x and x["recall_ci"] else 0.0 for v, x in zip(vals, xs, strict=True)],
                [x["recall_ci"][1] - v if x and x["recall_ci"] else 0.0 for v, x in zip(vals, xs, strict=True)]]
         ax.bar([j + i * width for j in range(len(names))], vals, width, label=m, yerr=err, capsize=2,
-               error_kw={"elinewidth": 0.8})
-    ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(names))], names, rotation=20)
+               color=colours[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20], error_kw={"elinewidth": 0.8})
+    ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(names))], names)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("recall (abnormal sessions flagged)")
     ax.set_title("Fault lab, leave one daemon out: recall per fault category (bars: 95% Wilson interval)")
-    ax.legend(fontsize=7, ncols=2)
+    ax.legend(fontsize=7, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     return _save(fig, out / "faultlab_categories.png")
 

@@ -96,8 +96,9 @@ def test_presets_validate_and_errors_are_clear(tmp_path):
     assert {"quick", "standard"} <= set(preset_names())
     for name in preset_names():
         spec = load_spec(name)
-        # a preset measures detection (with at least one stream replay) or explanations, or both
-        assert (spec.datasets and any(d.stream for d in spec.datasets)) or spec.explain is not None, name
+        # a preset measures detection (with at least one stream replay), explanations, or the fault lab
+        assert ((spec.datasets and any(d.stream for d in spec.datasets)) or spec.explain is not None
+                or spec.faultlab is not None), name
     with pytest.raises(ConfigError, match="no benchmark preset 'nope'"):
         load_spec("nope")
     bad = tmp_path / "bad.yaml"
