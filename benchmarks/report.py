@@ -299,18 +299,9 @@ def plot_all(r: dict[str, Any], out: Path) -> list[Path]:
         datasets = sorted({x["dataset"] for x in rows})
         methods = [m for m in METHOD_ORDER if any(x["method"] == m for x in rows)]
         fig, ax = plt.subplots(figsize=(min(16, max(6, 1.6 * len(datasets) * len(methods) / 3)), 4.6))
-        width = 0.8 / len(methods)
-        colours = plt.get_cmap("tab20").colors
-        for i, m in enumerate(methods):
-            found = [next((x for x in rows if x["dataset"] == d and x["method"] == m), None) for d in datasets]
-            vals = [x["f1"] if x else 0.0 for x in found]
-            cis = [x.get("f1_ci") if x else None for x in found]
-            pairs = list(zip(vals, cis, strict=True))
-            err = [[v - c[0] if c else 0.0 for v, c in pairs], [c[1] - v if c else 0.0 for v, c in pairs]]
-            ax.bar([j + i * width for j in range(len(datasets))], vals, width, label=m, yerr=err, capsize=2,
-                   color=colours[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20], error_kw={"elinewidth": 0.8})
-        ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(datasets))], datasets)
-        ax.set_ylim(0, 1.05)
+        by_key = {(x["method"], x["dataset"]): x for x in rows}
+        _grouped_bars(ax, datasets, methods, lambda m, d: (x["f1"], x.get("f1_ci")) if (x := by_key.get((m, d)))
+                      else (0.0, None))
         ax.set_ylabel("session F1")
         ax.set_title("Detection F1 per method and dataset (same sessions; bars: bootstrap 95% CI)")
         ax.legend(fontsize=7, ncols=min(4, len(methods)), loc="upper center", bbox_to_anchor=(0.5, -0.08))
@@ -372,6 +363,23 @@ def plot_all(r: dict[str, Any], out: Path) -> list[Path]:
     return made
 
 
+def _grouped_bars(ax, groups: list[str], methods: list[str], value_of) -> None:
+    """One bar per method in each group, with its interval as error bars; ``value_of(method, group)``
+    gives (value, [low, high] or None). Colours from tab20, so a dozen methods stay distinct."""
+    import matplotlib.pyplot as plt
+
+    width = 0.8 / len(methods)
+    colours = plt.get_cmap("tab20").colors
+    for i, m in enumerate(methods):
+        pairs = [value_of(m, g) for g in groups]
+        vals = [v for v, _ in pairs]
+        err = [[v - c[0] if c else 0.0 for v, c in pairs], [c[1] - v if c else 0.0 for v, c in pairs]]
+        ax.bar([j + i * width for j in range(len(groups))], vals, width, label=m, yerr=err, capsize=2,
+               color=colours[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20], error_kw={"elinewidth": 0.8})
+    ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(groups))], groups)
+    ax.set_ylim(0, 1.05)
+
+
 def _faultlab_plot(fl: dict[str, Any], out: Path) -> Path | None:
     """Recall per fault category, one bar per method, with Wilson intervals."""
     import matplotlib.pyplot as plt
@@ -383,17 +391,8 @@ def _faultlab_plot(fl: dict[str, Any], out: Path) -> Path | None:
     names = sorted({c["category"] for c in cats})
     by = {(c["method"], c["category"]): c for c in cats}
     fig, ax = plt.subplots(figsize=(max(9, 1.5 * len(names)), 5.2))
-    width = 0.8 / len(methods)
-    colours = plt.get_cmap("tab20").colors
-    for i, m in enumerate(methods):
-        xs = [by.get((m, n)) for n in names]
-        vals = [x["recall"] if x else 0.0 for x in xs]
-        err = [[v - x["recall_ci"][0] if x and x["recall_ci"] else 0.0 for v, x in zip(vals, xs, strict=True)],
-               [x["recall_ci"][1] - v if x and x["recall_ci"] else 0.0 for v, x in zip(vals, xs, strict=True)]]
-        ax.bar([j + i * width for j in range(len(names))], vals, width, label=m, yerr=err, capsize=2,
-               color=colours[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20], error_kw={"elinewidth": 0.8})
-    ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(names))], names)
-    ax.set_ylim(0, 1.05)
+    _grouped_bars(ax, names, methods, lambda m, n: (x["recall"], x["recall_ci"]) if (x := by.get((m, n)))
+                  else (0.0, None))
     ax.set_ylabel("recall (abnormal sessions flagged)")
     ax.set_title("Fault lab, leave one daemon out: recall per fault category (bars: 95% Wilson interval)")
     ax.legend(fontsize=7, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.08))
